@@ -1,0 +1,84 @@
+public import Foundation
+
+/// What happened to a message or one of its recipients. Events are append-only and
+/// are the single source of every counter.
+public enum EventType: String, Sendable, CaseIterable, Codable {
+    /// Accepted and durably queued (one per recipient).
+    case outbound
+    case sent
+    case failed
+    case deferred
+    case suppressed
+    case complaint
+    case open
+    case click
+    case unsubscribe
+    case inbound
+}
+
+/// The counters every user reads. Computed from event rows, never stored separately.
+public struct Counters: Sendable, Equatable, Codable {
+    public var outbound: Int
+    public var sent: Int
+    public var failed: Int
+    public var complaints: Int
+    public var opens: Int
+    public var clicks: Int
+    public var unsubscribes: Int
+    public var inbound: Int
+
+    public init(
+        outbound: Int = 0, sent: Int = 0, failed: Int = 0, complaints: Int = 0,
+        opens: Int = 0, clicks: Int = 0, unsubscribes: Int = 0, inbound: Int = 0
+    ) {
+        self.outbound = outbound
+        self.sent = sent
+        self.failed = failed
+        self.complaints = complaints
+        self.opens = opens
+        self.clicks = clicks
+        self.unsubscribes = unsubscribes
+        self.inbound = inbound
+    }
+
+    /// Builds counters from per-type event counts; types with no counter are ignored.
+    public init(eventCounts: [EventType: Int]) {
+        self.init(
+            outbound: eventCounts[.outbound, default: 0],
+            sent: eventCounts[.sent, default: 0],
+            failed: eventCounts[.failed, default: 0],
+            complaints: eventCounts[.complaint, default: 0],
+            opens: eventCounts[.open, default: 0],
+            clicks: eventCounts[.click, default: 0],
+            unsubscribes: eventCounts[.unsubscribe, default: 0],
+            inbound: eventCounts[.inbound, default: 0]
+        )
+    }
+
+    /// The counter names in the order they are shown.
+    public static let names = ["outbound", "sent", "failed", "complaints", "opens", "clicks", "unsubscribes", "inbound"]
+
+    public var values: [(name: String, value: Int)] {
+        [
+            ("outbound", outbound), ("sent", sent), ("failed", failed), ("complaints", complaints),
+            ("opens", opens), ("clicks", clicks), ("unsubscribes", unsubscribes), ("inbound", inbound),
+        ]
+    }
+}
+
+/// A half-open time range `[from, to)`; `nil` ends are open.
+public struct TimeRange: Sendable, Equatable {
+    public var from: Date?
+    public var to: Date?
+    public init(from: Date? = nil, to: Date? = nil) {
+        self.from = from
+        self.to = to
+    }
+    public static let allTime = TimeRange()
+}
+
+extension Date {
+    /// Milliseconds since 1970, the time unit of every stored timestamp.
+    public var millisecondsSince1970: Int64 { Int64((timeIntervalSince1970 * 1000).rounded()) }
+    public init(millisecondsSince1970 value: Int64) { self.init(timeIntervalSince1970: Double(value) / 1000) }
+}

@@ -1,0 +1,49 @@
+import Foundation
+
+/// The store every part of Tern reads and writes: queue, events, credentials.
+/// Two implementations (SQLite, PostgreSQL) pass one conformance suite.
+public protocol Store: Sendable {
+    /// Commits every message (content, envelope, recipients, one `outbound` event per
+    /// recipient) durably in one transaction: all or nothing. Intake groups many
+    /// sessions' messages into one call so they share one fsync.
+    func commit(_ messages: [QueuedMessage]) async throws
+
+    /// Counters computed from the event rows in `range`.
+    func counters(in range: TimeRange) async throws -> Counters
+
+    /// A stored message and its recipients.
+    func message(_ id: MessageID) async throws -> StoredMessage?
+
+    /// The number of stored messages.
+    func messageCount() async throws -> Int
+
+    func addCredential(_ credential: Credential) async throws
+    func removeCredential(named name: String) async throws -> Bool
+    func credential(named name: String) async throws -> Credential?
+    func credential(apiKeyID: String) async throws -> Credential?
+    func credentials() async throws -> [Credential]
+
+    /// Closes the store; pending writes are finished first.
+    func close() async throws
+}
+
+/// A store error with a message safe to show to an operator.
+public struct StoreError: Error, Sendable, CustomStringConvertible {
+    public var code: Code
+    public var message: String
+
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        let name: String
+        public static let duplicate = Code(name: "duplicate")
+        public static let notFound = Code(name: "notFound")
+        public static let unavailable = Code(name: "unavailable")
+        public var description: String { name }
+    }
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { "\(code): \(message)" }
+}

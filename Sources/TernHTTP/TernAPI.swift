@@ -1,0 +1,107 @@
+public import Foundation
+public import Hummingbird
+public import TernCore
+
+/// The JSON API and service endpoints on the HTTP listener.
+public struct TernAPI: Sendable {
+    public var store: any Store
+    public var credentials: CredentialDirectory
+
+    public init(store: any Store, credentials: CredentialDirectory) {
+        self.store = store
+        self.credentials = credentials
+    }
+
+    public func buildRouter() -> Router<BasicRequestContext> {
+        let router = Router()
+        router.get("/healthz") { _, _ in HealthResponse(status: "ok") }
+        let api = router.group("/api/v1").add(middleware: APIKeyMiddleware(credentials: credentials))
+        api.get("/stats") { request, _ in try await stats(request) }
+        return router
+    }
+
+    /// `GET /api/v1/stats?from=ISO8601&to=ISO8601`: the counters, computed from events.
+    func stats(_ request: Request) async throws -> StatsResponse {
+        let range = try TimeRange(
+            from: request.uri.queryParameters.get("from").map { try ISO8601.parse($0, name: "from") },
+            to: request.uri.queryParameters.get("to").map { try ISO8601.parse($0, name: "to") })
+        if let from = range.from, let to = range.to, from > to {
+            throw HTTPError(.badRequest, message: "'from' must not be after 'to'")
+        }
+        let counters = try await store.counters(in: range)
+        return StatsResponse(counters: counters, range: range)
+    }
+}
+
+struct HealthResponse: ResponseEncodable {
+    var status: String
+}
+
+/// The stats body: the counters at the top level, and the period they cover.
+public struct StatsResponse: ResponseEncodable, Equatable, Decodable {
+    public var from: String?
+    public var to: String?
+    public var outbound: Int
+    public var sent: Int
+    public var failed: Int
+    public var complaints: Int
+    public var opens: Int
+    public var clicks: Int
+    public var unsubscribes: Int
+    public var inbound: Int
+
+    public init(counters: Counters, range: TimeRange) {
+        from = range.from.map(ISO8601.format)
+        to = range.to.map(ISO8601.format)
+        outbound = counters.outbound
+        sent = counters.sent
+        failed = counters.failed
+        complaints = counters.complaints
+        opens = counters.opens
+        clicks = counters.clicks
+        unsubscribes = counters.unsubscribes
+        inbound = counters.inbound
+    }
+}
+
+/// Lets a request through only with `Authorization: Bearer <api key>` of a known credential.
+struct APIKeyMiddleware<Context: RequestContext>: RouterMiddleware {
+    let credentials: CredentialDirectory
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let header = request.headers[.authorization] else {
+            throw HTTPError(.unauthorized, headers: [.wwwAuthenticate: "Bearer"], message: "missing API key: send 'Authorization: Bearer <api_key>'")
+        }
+        let parts = header.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "bearer",
+            await credentials.authenticate(apiKey: parts[1].drop(while: { $0 == " " })) != nil
+        else {
+            throw HTTPError(.unauthorized, headers: [.wwwAuthenticate: "Bearer error=\"invalid_token\""], message: "invalid API key")
+        }
+        return try await next(request, context)
+    }
+}
+
+/// ISO 8601 times in query strings: full date-times (with or without fractional seconds) or plain dates (UTC midnight).
+public enum ISO8601 {
+    public static func parse(_ text: String, name: String) throws -> Date {
+        if let date = parse(text) { return date }
+        throw HTTPError(.badRequest, message: "'\(name)' is not an ISO 8601 date or date-time: \(text)")
+    }
+
+    public static func parse(_ text: String) -> Date? {
+        let withFraction = ISO8601DateFormatter()
+        withFraction.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        let plain = ISO8601DateFormatter()
+        plain.formatOptions = [.withInternetDateTime]
+        let dateOnly = ISO8601DateFormatter()
+        dateOnly.formatOptions = [.withFullDate]
+        return plain.date(from: text) ?? withFraction.date(from: text) ?? dateOnly.date(from: text)
+    }
+
+    public static func format(_ date: Date) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime]
+        return formatter.string(from: date)
+    }
+}

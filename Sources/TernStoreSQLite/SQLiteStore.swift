@@ -1,0 +1,212 @@
+import Foundation
+import GRDB
+public import TernCore
+
+/// The embedded store: SQLite through GRDB, WAL journal, `synchronous = FULL`,
+/// so a commit that returned is on disk.
+public final class SQLiteStore: Store {
+    private let pool: DatabasePool
+    public let path: String
+
+    /// Opens (creating if needed) the database at `path` and applies migrations.
+    public init(path: String) throws {
+        var configuration = Configuration()
+        configuration.foreignKeysEnabled = true
+        configuration.busyMode = .timeout(10)
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        self.path = path
+        self.pool = try DatabasePool(path: path, configuration: configuration)
+        try SQLiteStore.migrator.migrate(pool)
+    }
+
+    public func commit(_ messages: [QueuedMessage]) async throws {
+        guard !messages.isEmpty else { return }
+        try await pool.write { db in
+            let insertMessage = try db.cachedStatement(
+                sql: """
+                    INSERT INTO messages (id, message_id_header, mail_from, size, content, credential, client_ip,
+                                          received_at, eight_bit_mime, smtp_utf8)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """)
+            let insertRecipient = try db.cachedStatement(
+                sql: "INSERT INTO recipients (id, message_id, address, state, next_attempt_at) VALUES (?, ?, ?, 'queued', ?)")
+            let insertEvent = try db.cachedStatement(
+                sql: "INSERT INTO events (type, message_id, recipient_id, at, details) VALUES (?, ?, ?, ?, NULL)")
+            for message in messages {
+                let at = message.receivedAt.millisecondsSince1970
+                try insertMessage.execute(arguments: [
+                    message.id.rawValue, message.messageIDHeader, message.mailFrom, message.content.count,
+                    Data(message.content), message.credential, message.clientIP, at,
+                    message.eightBitMIME, message.smtpUTF8,
+                ])
+                for recipient in message.recipients {
+                    try insertRecipient.execute(arguments: [recipient.id.rawValue, message.id.rawValue, recipient.address, at])
+                    try insertEvent.execute(arguments: [
+                        EventType.outbound.rawValue, message.id.rawValue, recipient.id.rawValue, at,
+                    ])
+                }
+            }
+        }
+    }
+
+    public func counters(in range: TimeRange) async throws -> Counters {
+        try await pool.read { db in
+            var conditions: [String] = []
+            var arguments: StatementArguments = []
+            if let from = range.from {
+                conditions.append("at >= ?")
+                arguments += [from.millisecondsSince1970]
+            }
+            if let to = range.to {
+                conditions.append("at < ?")
+                arguments += [to.millisecondsSince1970]
+            }
+            let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+            let rows = try Row.fetchAll(
+                db, sql: "SELECT type, COUNT(*) AS n FROM events \(whereClause) GROUP BY type", arguments: arguments)
+            var counts: [EventType: Int] = [:]
+            for row in rows {
+                if let type = EventType(rawValue: row["type"]) { counts[type] = row["n"] }
+            }
+            return Counters(eventCounts: counts)
+        }
+    }
+
+    public func message(_ id: MessageID) async throws -> StoredMessage? {
+        try await pool.read { db in
+            guard
+                let row = try Row.fetchOne(
+                    db, sql: "SELECT * FROM messages WHERE id = ?", arguments: [id.rawValue])
+            else { return nil }
+            let recipients = try Row.fetchAll(
+                db, sql: "SELECT id, address, state FROM recipients WHERE message_id = ? ORDER BY rowid",
+                arguments: [id.rawValue]
+            ).map { row in
+                StoredRecipient(
+                    id: RecipientID(rawValue: row["id"]), address: row["address"],
+                    state: RecipientState(rawValue: row["state"]) ?? .queued)
+            }
+            let content: Data = row["content"]
+            return StoredMessage(
+                id: id, messageIDHeader: row["message_id_header"], mailFrom: row["mail_from"],
+                recipients: recipients, content: [UInt8](content), credential: row["credential"],
+                receivedAt: Date(millisecondsSince1970: row["received_at"]))
+        }
+    }
+
+    public func messageCount() async throws -> Int {
+        try await pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM messages") ?? 0 }
+    }
+
+    public func addCredential(_ credential: Credential) async throws {
+        try await pool.write { db in
+            if try Bool.fetchOne(db, sql: "SELECT 1 FROM credentials WHERE name = ?", arguments: [credential.name]) != nil {
+                throw StoreError(.duplicate, "a credential named \(credential.name) already exists")
+            }
+            try db.execute(
+                sql: """
+                    INSERT INTO credentials (name, password_hash, api_key_id, api_key_hash, networks, created_at)
+                    VALUES (?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    credential.name, credential.passwordHash, credential.apiKeyID, credential.apiKeyHash,
+                    credential.networks.map(\.description).joined(separator: ","),
+                    credential.createdAt.millisecondsSince1970,
+                ])
+        }
+    }
+
+    public func removeCredential(named name: String) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(sql: "DELETE FROM credentials WHERE name = ?", arguments: [name])
+            return db.changesCount > 0
+        }
+    }
+
+    public func credential(named name: String) async throws -> Credential? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM credentials WHERE name = ?", arguments: [name]).map(Self.credential)
+        }
+    }
+
+    public func credential(apiKeyID: String) async throws -> Credential? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM credentials WHERE api_key_id = ?", arguments: [apiKeyID])
+                .map(Self.credential)
+        }
+    }
+
+    public func credentials() async throws -> [Credential] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM credentials ORDER BY name").map(Self.credential)
+        }
+    }
+
+    public func close() async throws {
+        try pool.close()
+    }
+
+    private static func credential(_ row: Row) -> Credential {
+        let networks: String = row["networks"]
+        return Credential(
+            name: row["name"], passwordHash: row["password_hash"], apiKeyID: row["api_key_id"],
+            apiKeyHash: row["api_key_hash"],
+            networks: networks.split(separator: ",").compactMap { IPNetwork(String($0)) },
+            createdAt: Date(millisecondsSince1970: row["created_at"]))
+    }
+}
+
+extension SQLiteStore {
+    /// Forward-only, named migrations.
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1: messages, recipients, events, credentials") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE messages (
+                        id INTEGER PRIMARY KEY,
+                        message_id_header TEXT NOT NULL,
+                        mail_from TEXT NOT NULL,
+                        size INTEGER NOT NULL,
+                        content BLOB NOT NULL,
+                        credential TEXT,
+                        client_ip TEXT,
+                        received_at INTEGER NOT NULL,
+                        eight_bit_mime INTEGER NOT NULL DEFAULT 0,
+                        smtp_utf8 INTEGER NOT NULL DEFAULT 0
+                    );
+                    CREATE TABLE recipients (
+                        id INTEGER PRIMARY KEY,
+                        message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+                        address TEXT NOT NULL,
+                        state TEXT NOT NULL CHECK (state IN ('queued', 'sent', 'failed', 'suppressed')),
+                        next_attempt_at INTEGER NOT NULL,
+                        attempts INTEGER NOT NULL DEFAULT 0
+                    );
+                    CREATE INDEX recipients_message ON recipients(message_id);
+                    CREATE INDEX recipients_due ON recipients(state, next_attempt_at);
+                    CREATE TABLE events (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        type TEXT NOT NULL,
+                        message_id INTEGER,
+                        recipient_id INTEGER,
+                        at INTEGER NOT NULL,
+                        details TEXT
+                    );
+                    CREATE INDEX events_at ON events(at, type);
+                    CREATE INDEX events_recipient ON events(recipient_id);
+                    CREATE TABLE credentials (
+                        name TEXT PRIMARY KEY,
+                        password_hash TEXT NOT NULL,
+                        api_key_id TEXT NOT NULL UNIQUE,
+                        api_key_hash TEXT NOT NULL,
+                        networks TEXT NOT NULL DEFAULT '',
+                        created_at INTEGER NOT NULL
+                    );
+                    """)
+        }
+        return migrator
+    }
+}

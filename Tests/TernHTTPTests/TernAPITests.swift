@@ -1,0 +1,114 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Testing
+import TernCore
+import TernHTTP
+import TernStoreSQLite
+
+@Suite struct TernAPITests {
+    struct Fixture {
+        var store: SQLiteStore
+        var apiKey: String
+        var folder: String
+    }
+
+    func withAPI(_ body: @escaping @Sendable (any TestClientProtocol, Fixture) async throws -> Void) async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tern-http-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let store = try SQLiteStore(path: folder + "/tern.sqlite")
+        let (credential, issued) = try Credential.issue(name: "app", networks: [], hasher: SecretHasher(rounds: 1 << 10))
+        try await store.addCredential(credential)
+        let base = Date(timeIntervalSince1970: 1_800_000_000)
+        try await store.commit([
+            QueuedMessage(
+                id: .random(), messageIDHeader: "<1@t>", mailFrom: "a@x.test",
+                recipients: [QueuedRecipient(id: .random(), address: "b@y.test"), QueuedRecipient(id: .random(), address: "c@y.test")],
+                content: Array("\r\n".utf8), credential: "app", clientIP: nil, receivedAt: base, eightBitMIME: false, smtpUTF8: false),
+            QueuedMessage(
+                id: .random(), messageIDHeader: "<2@t>", mailFrom: "a@x.test",
+                recipients: [QueuedRecipient(id: .random(), address: "d@y.test")],
+                content: Array("\r\n".utf8), credential: "app", clientIP: nil, receivedAt: base.addingTimeInterval(86_400),
+                eightBitMIME: false, smtpUTF8: false),
+        ])
+        let api = TernAPI(store: store, credentials: CredentialDirectory(store: store))
+        let app = Application(router: api.buildRouter())
+        try await app.test(.router) { client in
+            try await body(client, Fixture(store: store, apiKey: issued.apiKey, folder: folder))
+        }
+        try await store.close()
+    }
+
+    @Test func healthNeedsNoKey() async throws {
+        try await withAPI { client, _ in
+            try await client.execute(uri: "/healthz", method: .get) { response in
+                #expect(response.status == .ok)
+                #expect(String(buffer: response.body).contains("\"ok\""))
+            }
+        }
+    }
+
+    @Test func statsAllTime() async throws {
+        try await withAPI { client, fixture in
+            try await client.execute(uri: "/api/v1/stats", method: .get, headers: [.authorization: "Bearer \(fixture.apiKey)"]) { response in
+                #expect(response.status == .ok)
+                let stats = try JSONDecoder().decode(StatsResponse.self, from: Data(buffer: response.body))
+                #expect(stats.outbound == 3)
+                #expect(stats.sent == 0 && stats.failed == 0 && stats.complaints == 0 && stats.opens == 0)
+                #expect(stats.clicks == 0 && stats.unsubscribes == 0 && stats.inbound == 0)
+                #expect(stats.from == nil && stats.to == nil)
+            }
+        }
+    }
+
+    @Test(arguments: [
+        ("from=2027-01-15T08:00:00Z", 3),
+        ("from=2027-01-15T08:00:01Z", 1),
+        ("to=2027-01-15T08:00:00Z", 0),
+        ("to=2027-01-15T08:00:01Z", 2),
+        ("from=2027-01-15&to=2027-01-16T12:00:00.000Z", 3),
+        ("from=2027-01-16&to=2027-01-16T12:00:00.000Z", 1),
+        ("from=2020-01-01T00:00:00%2B02:00", 3),
+        ("from=2030-01-01T00:00:00Z", 0),
+    ])
+    func statsInAPeriod(query: String, outbound: Int) async throws {
+        try await withAPI { client, fixture in
+            try await client.execute(uri: "/api/v1/stats?\(query)", method: .get, headers: [.authorization: "Bearer \(fixture.apiKey)"]) { response in
+                #expect(response.status == .ok)
+                let stats = try JSONDecoder().decode(StatsResponse.self, from: Data(buffer: response.body))
+                #expect(stats.outbound == outbound)
+            }
+        }
+    }
+
+    @Test(arguments: ["from=yesterday", "to=2027-13-45", "from=2027-02-01&to=2027-01-01"])
+    func badPeriodIs400(query: String) async throws {
+        try await withAPI { client, fixture in
+            try await client.execute(uri: "/api/v1/stats?\(query)", method: .get, headers: [.authorization: "Bearer \(fixture.apiKey)"]) { response in
+                #expect(response.status == .badRequest)
+            }
+        }
+    }
+
+    @Test(arguments: [nil, "Bearer", "Bearer nonsense", "Basic dXNlcjpwYXNz", "Bearer tern_AAAAAAAAAAAA_0123456789abcdefABCD"])
+    func missingOrBadKeyIs401(header: String?) async throws {
+        try await withAPI { client, _ in
+            var headers = HTTPFields()
+            if let header { headers[.authorization] = header }
+            try await client.execute(uri: "/api/v1/stats", method: .get, headers: headers) { response in
+                #expect(response.status == .unauthorized)
+                #expect(response.headers[.wwwAuthenticate] != nil)
+            }
+        }
+    }
+
+    @Test func wrongSecretIs401() async throws {
+        try await withAPI { client, fixture in
+            let wrongSecret = String(fixture.apiKey.dropLast(4)) + "zzzz"
+            try await client.execute(uri: "/api/v1/stats", method: .get, headers: [.authorization: "Bearer \(wrongSecret)"]) { response in
+                #expect(response.status == .unauthorized)
+            }
+        }
+    }
+}

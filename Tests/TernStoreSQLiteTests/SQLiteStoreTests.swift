@@ -1,0 +1,108 @@
+import Foundation
+import Testing
+import TernCore
+import TernStoreSQLite
+
+/// A store in a fresh temporary folder, removed afterwards.
+func withTemporaryStore<T>(_ body: (SQLiteStore, String) async throws -> T) async throws -> T {
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tern-store-\(UUID().uuidString)").path
+    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    let path = folder + "/tern.sqlite"
+    let store = try SQLiteStore(path: path)
+    do {
+        let result = try await body(store, path)
+        try await store.close()
+        return result
+    } catch {
+        try? await store.close()
+        throw error
+    }
+}
+
+func sampleMessage(recipients: Int = 2, at date: Date = Date(), header: String? = nil) -> QueuedMessage {
+    let id = MessageID.random()
+    return QueuedMessage(
+        id: id, messageIDHeader: header ?? "<\(id)@test>", mailFrom: "sender@example.com",
+        recipients: (0..<recipients).map { QueuedRecipient(id: .random(), address: "r\($0)@example.net") },
+        content: Array("Subject: hi\r\n\r\nbody\r\n".utf8), credential: "app", clientIP: "127.0.0.1",
+        receivedAt: date, eightBitMIME: false, smtpUTF8: false)
+}
+
+@Suite struct SQLiteStoreTests {
+    @Test func commitStoresMessageRecipientsAndOutboundEvents() async throws {
+        try await withTemporaryStore { store, _ in
+            let first = sampleMessage(recipients: 2)
+            let second = sampleMessage(recipients: 3)
+            try await store.commit([first, second])
+            #expect(try await store.messageCount() == 2)
+            let stored = try #require(try await store.message(first.id))
+            #expect(stored.content == first.content)
+            #expect(stored.mailFrom == "sender@example.com")
+            #expect(stored.messageIDHeader == first.messageIDHeader)
+            #expect(stored.recipients.map(\.address) == ["r0@example.net", "r1@example.net"])
+            #expect(stored.recipients.map(\.id) == first.recipients.map(\.id))
+            #expect(stored.recipients.allSatisfy { $0.state == .queued })
+            #expect(try await store.counters(in: .allTime) == Counters(outbound: 5))
+            #expect(try await store.message(.random()) == nil)
+        }
+    }
+
+    @Test func aFailedGroupCommitsNothing() async throws {
+        try await withTemporaryStore { store, _ in
+            let message = sampleMessage()
+            try await store.commit([message])
+            // The same id again violates the primary key: the whole group is rolled back.
+            await #expect(throws: (any Error).self) { try await store.commit([sampleMessage(), message]) }
+            #expect(try await store.messageCount() == 1)
+            #expect(try await store.counters(in: .allTime).outbound == 2)
+        }
+    }
+
+    @Test func countersHonourTheRange() async throws {
+        try await withTemporaryStore { store, _ in
+            let base = Date(timeIntervalSince1970: 1_800_000_000)
+            try await store.commit([
+                sampleMessage(recipients: 1, at: base),
+                sampleMessage(recipients: 2, at: base.addingTimeInterval(3600)),
+                sampleMessage(recipients: 4, at: base.addingTimeInterval(7200)),
+            ])
+            #expect(try await store.counters(in: .allTime).outbound == 7)
+            #expect(try await store.counters(in: TimeRange(from: base.addingTimeInterval(1))).outbound == 6)
+            #expect(try await store.counters(in: TimeRange(to: base.addingTimeInterval(3600))).outbound == 1)
+            #expect(try await store.counters(in: TimeRange(from: base, to: base.addingTimeInterval(3601))).outbound == 3)
+            #expect(try await store.counters(in: TimeRange(from: base.addingTimeInterval(9000))) == Counters())
+        }
+    }
+
+    @Test func dataSurvivesReopening() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tern-store-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let message = sampleMessage()
+        let store = try SQLiteStore(path: folder + "/tern.sqlite")
+        try await store.commit([message])
+        try await store.close()
+        let reopened = try SQLiteStore(path: folder + "/tern.sqlite")
+        #expect(try await reopened.message(message.id)?.content == message.content)
+        try await reopened.close()
+    }
+
+    @Test func credentials() async throws {
+        try await withTemporaryStore { store, _ in
+            let hasher = SecretHasher(rounds: 1 << 10)
+            let (credential, _) = try Credential.issue(name: "app", networks: [IPNetwork("127.0.0.0/8")!, IPNetwork("::1")!], hasher: hasher)
+            try await store.addCredential(credential)
+            await #expect(throws: StoreError.self) { try await store.addCredential(credential) }
+            let loaded = try #require(try await store.credential(named: "app"))
+            #expect(loaded.name == credential.name)
+            #expect(loaded.passwordHash == credential.passwordHash)
+            #expect(loaded.networks == credential.networks)
+            #expect(try await store.credential(apiKeyID: credential.apiKeyID)?.name == "app")
+            #expect(try await store.credentials().map(\.name) == ["app"])
+            #expect(try await store.removeCredential(named: "app"))
+            #expect(!(try await store.removeCredential(named: "app")))
+            #expect(try await store.credential(named: "app") == nil)
+        }
+    }
+}
