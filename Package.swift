@@ -108,6 +108,16 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "SMTPNIOTests",
+            dependencies: [
+                "SMTPNIO",
+                "SMTPCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
             name: "TernCoreTests",
             dependencies: ["TernCore"]
         ),
