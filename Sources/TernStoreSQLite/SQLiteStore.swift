@@ -23,6 +23,14 @@ public final class SQLiteStore: Store {
 
     public func commit(_ messages: [QueuedMessage]) async throws {
         guard !messages.isEmpty else { return }
+        do {
+            try await insert(messages)
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_FULL {
+            throw StoreError(.insufficientStorage, "cannot write to \(path): \(error.message ?? "\(error.resultCode)")")
+        }
+    }
+
+    private func insert(_ messages: [QueuedMessage]) async throws {
         try await pool.write { db in
             let insertMessage = try db.cachedStatement(
                 sql: """
@@ -31,7 +39,10 @@ public final class SQLiteStore: Store {
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """)
             let insertRecipient = try db.cachedStatement(
-                sql: "INSERT INTO recipients (id, message_id, address, state, next_attempt_at) VALUES (?, ?, ?, 'queued', ?)")
+                sql: """
+                    INSERT INTO recipients (id, message_id, position, address, state, next_attempt_at)
+                    VALUES (?, ?, ?, ?, 'queued', ?)
+                    """)
             let insertEvent = try db.cachedStatement(
                 sql: "INSERT INTO events (type, message_id, recipient_id, at, details) VALUES (?, ?, ?, ?, NULL)")
             for message in messages {
@@ -41,8 +52,10 @@ public final class SQLiteStore: Store {
                     Data(message.content), message.credential, message.clientIP, at,
                     message.eightBitMIME, message.smtpUTF8,
                 ])
-                for recipient in message.recipients {
-                    try insertRecipient.execute(arguments: [recipient.id.rawValue, message.id.rawValue, recipient.address, at])
+                for (position, recipient) in message.recipients.enumerated() {
+                    try insertRecipient.execute(arguments: [
+                        recipient.id.rawValue, message.id.rawValue, position, recipient.address, at,
+                    ])
                     try insertEvent.execute(arguments: [
                         EventType.outbound.rawValue, message.id.rawValue, recipient.id.rawValue, at,
                     ])
@@ -81,7 +94,7 @@ public final class SQLiteStore: Store {
                     db, sql: "SELECT * FROM messages WHERE id = ?", arguments: [id.rawValue])
             else { return nil }
             let recipients = try Row.fetchAll(
-                db, sql: "SELECT id, address, state FROM recipients WHERE message_id = ? ORDER BY rowid",
+                db, sql: "SELECT id, address, state FROM recipients WHERE message_id = ? ORDER BY position",
                 arguments: [id.rawValue]
             ).map { row in
                 StoredRecipient(
@@ -180,6 +193,7 @@ extension SQLiteStore {
                     CREATE TABLE recipients (
                         id INTEGER PRIMARY KEY,
                         message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+                        position INTEGER NOT NULL,
                         address TEXT NOT NULL,
                         state TEXT NOT NULL CHECK (state IN ('queued', 'sent', 'failed', 'suppressed')),
                         next_attempt_at INTEGER NOT NULL,

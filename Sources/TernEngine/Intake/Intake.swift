@@ -1,0 +1,71 @@
+import Foundation
+public import Logging
+public import NIOCore
+import SMTPCore
+public import SMTPNIO
+public import TernCore
+
+/// Postfix's cleanup: takes what a session received, adds the trace headers, gives
+/// the message and its recipients their ids, and commits it through the group committer.
+/// The SMTP server answers 250 only when `commit` returns.
+public struct Intake: SMTPServerBackend {
+    private let credentials: CredentialDirectory
+    private let committer: GroupCommitter
+    private let traceHeaders: TraceHeaders
+    private let logger: Logger
+
+    public init(credentials: CredentialDirectory, committer: GroupCommitter, hostname: String, logger: Logger) {
+        self.credentials = credentials
+        self.committer = committer
+        self.traceHeaders = TraceHeaders(hostname: hostname)
+        self.logger = logger
+    }
+
+    public func identity(forClientAddress address: SocketAddress?) async -> SMTPIdentity? {
+        guard let ip = address?.ipAddress.flatMap(IPAddress.init) else { return nil }
+        guard let credential = await credentials.credential(forClientAddress: ip) else { return nil }
+        return SMTPIdentity(credentialName: credential.name, method: .clientNetwork)
+    }
+
+    public func authenticate(username: String, password: String, clientAddress: SocketAddress?) async -> SMTPIdentity? {
+        guard let credential = await credentials.authenticate(username: username, password: password) else {
+            logger.notice("authentication failed for \(username) from \(clientAddress?.ipAddress ?? "?")")
+            return nil
+        }
+        return SMTPIdentity(credentialName: credential.name, method: .authPlain)
+    }
+
+    public func commit(_ received: SMTPReceivedMessage) async throws -> String {
+        let message = queuedMessage(received, now: Date())
+        do {
+            try await committer.commit(message)
+        } catch let error as StoreError where error.code == .insufficientStorage {
+            logger.error("could not queue message \(message.id): \(error)")
+            throw SMTPBackendRefusal(
+                SMTPReply(code: 452, EnhancedStatusCode(class: 4, subject: 3, detail: 1), "Insufficient system storage, try again later"))
+        } catch {
+            logger.error("could not queue message \(message.id): \(error)")
+            throw SMTPBackendRefusal(
+                SMTPReply(code: 451, EnhancedStatusCode(class: 4, subject: 3, detail: 0), "Could not queue the message, try again later"))
+        }
+        logger.debug("queued \(message.id) from <\(message.mailFrom)> for \(message.recipients.count) recipient(s)")
+        return message.id.description
+    }
+
+    /// Builds the message to commit: ids, trace headers, one recipient row per forward path.
+    func queuedMessage(_ received: SMTPReceivedMessage, now: Date) -> QueuedMessage {
+        let id = MessageID.random()
+        let clientIP = received.clientAddress?.ipAddress
+        let stamped = traceHeaders.stamp(
+            received.content.readableBytesView,
+            received: TraceHeaders.Received(
+                heloName: received.heloName, clientIP: clientIP, protocolName: received.protocolName,
+                queueID: id.description,
+                singleRecipient: received.recipients.count == 1 ? received.recipients[0] : nil, date: now))
+        return QueuedMessage(
+            id: id, messageIDHeader: stamped.messageID, mailFrom: received.mailFrom,
+            recipients: received.recipients.map { QueuedRecipient(id: .random(), address: $0) },
+            content: stamped.content, credential: received.identity?.credentialName, clientIP: clientIP,
+            receivedAt: now, eightBitMIME: received.eightBitMIME, smtpUTF8: received.smtpUTF8)
+    }
+}

@@ -1,0 +1,157 @@
+public import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// What intake adds to a message before it is queued, as Postfix's cleanup does:
+/// a `Received` trace header always (RFC 5321 §4.4), and `Message-ID` and `Date`
+/// when the client left them out (RFC 5322 §3.6).
+public struct TraceHeaders: Sendable {
+    public var hostname: String
+
+    public init(hostname: String) {
+        self.hostname = hostname
+    }
+
+    public struct Stamped: Sendable {
+        /// The message with the added headers in front.
+        public var content: [UInt8]
+        /// The `Message-ID` value (with angle brackets), found or added.
+        public var messageID: String
+    }
+
+    public struct Received: Sendable {
+        public var heloName: String
+        public var clientIP: String?
+        public var protocolName: String
+        public var queueID: String
+        /// Named with `for` only when there is exactly one recipient (RFC 5321 §7.2).
+        public var singleRecipient: String?
+        public var date: Date
+
+        public init(heloName: String, clientIP: String?, protocolName: String, queueID: String, singleRecipient: String?, date: Date) {
+            self.heloName = heloName
+            self.clientIP = clientIP
+            self.protocolName = protocolName
+            self.queueID = queueID
+            self.singleRecipient = singleRecipient
+            self.date = date
+        }
+    }
+
+    public func stamp(_ content: some Collection<UInt8>, received: Received) -> Stamped {
+        let fields = HeaderScan(content)
+        var prefix = "Received: from \(Self.sanitize(received.heloName))"
+        if let ip = received.clientIP { prefix += " ([\(ip)])" }
+        prefix += "\r\n\tby \(hostname) (Tern) with \(received.protocolName) id \(received.queueID)"
+        if let recipient = received.singleRecipient { prefix += "\r\n\tfor <\(Self.sanitize(recipient))>" }
+        prefix += ";\r\n\t\(Self.rfc5322Date(received.date))\r\n"
+
+        let messageID: String
+        if let existing = fields.messageID {
+            messageID = existing
+        } else {
+            messageID = "<\(received.queueID).\(received.date.millisecondsSinceEpochText)@\(hostname)>"
+            prefix += "Message-ID: \(messageID)\r\n"
+        }
+        if !fields.hasDate {
+            prefix += "Date: \(Self.rfc5322Date(received.date))\r\n"
+        }
+        var result = Array(prefix.utf8)
+        result.reserveCapacity(result.count + content.count)
+        result.append(contentsOf: content)
+        return Stamped(content: result, messageID: messageID)
+    }
+
+    /// Keeps a client-supplied word from breaking the header: printable, no spaces or CR/LF.
+    static func sanitize(_ text: String) -> String {
+        let cleaned = String(text.unicodeScalars.map { scalar -> Character in
+            scalar.value < 0x21 || scalar.value == 0x7f ? "_" : Character(scalar)
+        }.prefix(255))
+        return cleaned.isEmpty ? "unknown" : cleaned
+    }
+
+    /// `Sun, 29 Nov 2026 02:20:00 +0000` (RFC 5322 §3.3).
+    public static func rfc5322Date(_ date: Date) -> String {
+        var seconds = time_t(date.timeIntervalSince1970.rounded(.down))
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
+        let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        return "\(days[Int(parts.tm_wday)]), \(parts.tm_mday) \(months[Int(parts.tm_mon)]) \(parts.tm_year + 1900) "
+            + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)) +0000"
+    }
+}
+
+extension Date {
+    fileprivate var millisecondsSinceEpochText: String { String(Int64(timeIntervalSince1970 * 1000)) }
+}
+
+/// The few facts intake needs from the header section, found without parsing MIME:
+/// whether `Date` is present and the `Message-ID` value.
+struct HeaderScan {
+    var hasDate = false
+    var messageID: String?
+
+    init(_ content: some Collection<UInt8>) {
+        var field: [UInt8] = []
+        var index = content.startIndex
+        var atLineStart = true
+        var current: [UInt8]? = nil  // the unfolded value of the field being read, when it matters
+        var currentName = ""
+
+        func finish() {
+            guard let value = current else { return }
+            let text = String(decoding: value, as: UTF8.self).trimmingCharacters(in: .whitespaces)
+            if currentName == "message-id", messageID == nil, !text.isEmpty {
+                messageID = text
+            }
+            current = nil
+        }
+
+        while index != content.endIndex {
+            let byte = content[index]
+            if atLineStart {
+                if byte == UInt8(ascii: "\r") || byte == UInt8(ascii: "\n") {
+                    break  // empty line: end of the header section
+                }
+                if byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") {
+                    // folded continuation of the current field
+                    atLineStart = false
+                    continue
+                }
+                finish()
+                // read the field name
+                field.removeAll(keepingCapacity: true)
+                while index != content.endIndex, content[index] != UInt8(ascii: ":"), content[index] != UInt8(ascii: "\r"),
+                    field.count < 100
+                {
+                    field.append(content[index])
+                    index = content.index(after: index)
+                }
+                guard index != content.endIndex, content[index] == UInt8(ascii: ":") else {
+                    break  // not a header line: the header section has ended
+                }
+                currentName = String(decoding: field, as: UTF8.self).lowercased().trimmingCharacters(in: .whitespaces)
+                if currentName == "date" { hasDate = true }
+                current = currentName == "message-id" ? [] : nil
+                index = content.index(after: index)
+                atLineStart = false
+                continue
+            }
+            if byte == UInt8(ascii: "\n") {
+                atLineStart = true
+            } else if byte != UInt8(ascii: "\r") {
+                current?.append(byte)
+            }
+            index = content.index(after: index)
+        }
+        finish()
+    }
+}

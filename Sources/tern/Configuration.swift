@@ -1,0 +1,235 @@
+import Foundation
+import Yams
+
+/// Everything `tern` reads from `tern.yaml` and `TERN_…` environment variables, read
+/// once at start-up into plain values. Every key has a default, so no file is needed.
+struct TernConfiguration: Sendable {
+    var dataDir = "./tern-data"
+    var hostname = "localhost"
+    var logLevel = "info"
+    var submission = Submission()
+    var mxListen = ["127.0.0.1:2025"]
+    var limits = Limits()
+    var http = HTTP()
+    var tls = TLS()
+
+    struct Submission: Sendable {
+        var listen = ["127.0.0.1:2587"]
+        var tlsListen = ["127.0.0.1:2465"]
+        /// Allow AUTH before STARTTLS, for loopback clients only.
+        var allowInsecureAuth = false
+    }
+
+    /// SMTP limits; the defaults are SMTPCore's named defaults.
+    struct Limits: Sendable {
+        var maxMessageSize: Int?
+        var maxRecipients: Int?
+        var maxCommandLine: Int?
+        var maxTextLine: Int?
+        var maxErrors: Int?
+        var commandTimeout: Int?
+        var dataTimeout: Int?
+        var maxConnections: Int?
+        var maxConnectionsPerIP: Int?
+    }
+
+    struct HTTP: Sendable {
+        var listen = "127.0.0.1:8025"
+        var publicURL = "http://127.0.0.1:8025"
+    }
+
+    struct TLS: Sendable {
+        var certificate: String?
+        var key: String?
+    }
+
+    var databasePath: String { (dataDir as NSString).appendingPathComponent("tern.sqlite") }
+}
+
+/// A configuration problem, reported with the key and the source it came from.
+struct ConfigurationError: Error, CustomStringConvertible {
+    var description: String
+}
+
+extension TernConfiguration {
+    /// Every key the file may set. The environment variable of a key is `TERN_` followed
+    /// by the key upper-cased with `.` as `_`, e.g. `TERN_SMTP_SUBMISSION_LISTEN`.
+    static let keys: [String] = [
+        "data_dir", "hostname", "log_level",
+        "smtp.submission.listen", "smtp.submission.tls_listen", "smtp.submission.allow_insecure_auth",
+        "smtp.mx.listen",
+        "smtp.limits.max_message_size", "smtp.limits.max_recipients", "smtp.limits.max_command_line",
+        "smtp.limits.max_text_line", "smtp.limits.max_errors", "smtp.limits.command_timeout",
+        "smtp.limits.data_timeout", "smtp.limits.max_connections", "smtp.limits.max_connections_per_ip",
+        "http.listen", "http.public_url",
+        "tls.certificate", "tls.key",
+    ]
+
+    static func environmentName(of key: String) -> String {
+        "TERN_" + key.uppercased().replacingOccurrences(of: ".", with: "_")
+    }
+
+    /// Reads the file (if any), then the environment on top of it.
+    static func load(path: String?, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> TernConfiguration {
+        var source = ConfigurationSource()
+        if let path {
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+                throw ConfigurationError(description: "cannot read configuration file \(path)")
+            }
+            try source.addYAML(text, origin: path)
+        }
+        for key in keys {
+            if let value = environment[environmentName(of: key)] {
+                source.values[key] = .init(value: .scalar(value), origin: environmentName(of: key))
+            }
+        }
+        return try TernConfiguration(source)
+    }
+
+    init(_ source: ConfigurationSource) throws {
+        self.init()
+        if let value = try source.string("data_dir") { dataDir = value }
+        if let value = try source.string("hostname") { hostname = value }
+        if let value = try source.string("log_level") { logLevel = value }
+        if let value = try source.list("smtp.submission.listen") { submission.listen = value }
+        if let value = try source.list("smtp.submission.tls_listen") { submission.tlsListen = value }
+        if let value = try source.bool("smtp.submission.allow_insecure_auth") { submission.allowInsecureAuth = value }
+        if let value = try source.list("smtp.mx.listen") { mxListen = value }
+        limits.maxMessageSize = try source.int("smtp.limits.max_message_size", minimum: 1)
+        limits.maxRecipients = try source.int("smtp.limits.max_recipients", minimum: 1)
+        limits.maxCommandLine = try source.int("smtp.limits.max_command_line", minimum: 512)
+        limits.maxTextLine = try source.int("smtp.limits.max_text_line", minimum: 1000)
+        limits.maxErrors = try source.int("smtp.limits.max_errors", minimum: 1)
+        limits.commandTimeout = try source.int("smtp.limits.command_timeout", minimum: 1)
+        limits.dataTimeout = try source.int("smtp.limits.data_timeout", minimum: 1)
+        limits.maxConnections = try source.int("smtp.limits.max_connections", minimum: 1)
+        limits.maxConnectionsPerIP = try source.int("smtp.limits.max_connections_per_ip", minimum: 1)
+        if let value = try source.string("http.listen") { http.listen = value }
+        if let value = try source.string("http.public_url") { http.publicURL = value }
+        tls.certificate = try source.string("tls.certificate")
+        tls.key = try source.string("tls.key")
+        if (tls.certificate == nil) != (tls.key == nil) {
+            throw ConfigurationError(description: "tls.certificate and tls.key must be given together")
+        }
+    }
+}
+
+/// Flattened configuration values (`smtp.submission.listen` → value), with where each came from.
+struct ConfigurationSource {
+    enum Value {
+        case scalar(String)
+        case list([String])
+        case null
+    }
+
+    struct Entry {
+        var value: Value
+        var origin: String
+    }
+
+    var values: [String: Entry] = [:]
+
+    mutating func addYAML(_ text: String, origin: String) throws {
+        let document: Any?
+        do {
+            document = try Yams.load(yaml: text)
+        } catch {
+            throw ConfigurationError(description: "\(origin): not valid YAML: \(error)")
+        }
+        guard let document else { return }
+        guard let root = document as? [String: Any] else {
+            throw ConfigurationError(description: "\(origin): the top level must be a mapping of keys")
+        }
+        try flatten(root, prefix: "", origin: origin)
+    }
+
+    private mutating func flatten(_ mapping: [String: Any], prefix: String, origin: String) throws {
+        for (name, value) in mapping {
+            let key = prefix.isEmpty ? name : "\(prefix).\(name)"
+            if let nested = value as? [String: Any] {
+                try flatten(nested, prefix: key, origin: origin)
+                continue
+            }
+            guard TernConfiguration.keys.contains(key) else {
+                throw ConfigurationError(description: "\(origin): unknown configuration key '\(key)'")
+            }
+            switch value {
+            case let list as [Any]:
+                values[key] = Entry(value: .list(list.map { "\($0)" }), origin: origin)
+            case is NSNull:
+                values[key] = Entry(value: .null, origin: origin)
+            default:
+                values[key] = Entry(value: .scalar("\(value)"), origin: origin)
+            }
+        }
+    }
+
+    func string(_ key: String) throws -> String? {
+        guard let entry = values[key] else { return nil }
+        switch entry.value {
+        case .scalar(let text): return text
+        case .null: return nil
+        case .list: throw ConfigurationError(description: "\(entry.origin): '\(key)' must be a single value, not a list")
+        }
+    }
+
+    /// A list, from a YAML sequence, a single value, or a comma-separated string.
+    func list(_ key: String) throws -> [String]? {
+        guard let entry = values[key] else { return nil }
+        switch entry.value {
+        case .list(let items): return items
+        case .null: return []
+        case .scalar(let text):
+            return text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        }
+    }
+
+    func int(_ key: String, minimum: Int) throws -> Int? {
+        guard let text = try string(key), let entry = values[key] else { return nil }
+        guard let value = Int(text), value >= minimum else {
+            throw ConfigurationError(description: "\(entry.origin): '\(key)' must be a whole number of at least \(minimum), got '\(text)'")
+        }
+        return value
+    }
+
+    func bool(_ key: String) throws -> Bool? {
+        guard let text = try string(key), let entry = values[key] else { return nil }
+        switch text.lowercased() {
+        case "true", "yes", "on", "1": return true
+        case "false", "no", "off", "0": return false
+        default: throw ConfigurationError(description: "\(entry.origin): '\(key)' must be true or false, got '\(text)'")
+        }
+    }
+}
+
+/// `host:port`, `[v6]:port`, or `:port` (all interfaces) for listeners.
+struct ListenAddress: Sendable, CustomStringConvertible {
+    var host: String
+    var port: Int
+
+    init(_ text: String, key: String) throws {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        var host: Substring
+        var portText: Substring
+        if trimmed.hasPrefix("[") {
+            guard let close = trimmed.firstIndex(of: "]") else {
+                throw ConfigurationError(description: "'\(key)': cannot read address '\(text)'")
+            }
+            host = trimmed[trimmed.index(after: trimmed.startIndex)..<close]
+            portText = trimmed[trimmed.index(after: close)...].dropFirst()
+        } else {
+            guard let colon = trimmed.lastIndex(of: ":") else {
+                throw ConfigurationError(description: "'\(key)': '\(text)' needs a port (host:port)")
+            }
+            host = trimmed[..<colon]
+            portText = trimmed[trimmed.index(after: colon)...]
+        }
+        guard let port = Int(portText), (0...65535).contains(port) else {
+            throw ConfigurationError(description: "'\(key)': '\(text)' has no valid port")
+        }
+        self.host = host.isEmpty ? "0.0.0.0" : String(host)
+        self.port = port
+    }
+
+    var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}

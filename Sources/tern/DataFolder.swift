@@ -1,0 +1,99 @@
+import Crypto
+import Foundation
+import NIOSSL
+import SwiftASN1
+import X509
+
+/// Files `tern serve` keeps in its data folder: the self-signed certificate used when
+/// none is configured, and the signing secret for tokens.
+struct DataFolder {
+    var path: String
+
+    func create() throws {
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: tlsFolder, withIntermediateDirectories: true)
+    }
+
+    var tlsFolder: String { (path as NSString).appendingPathComponent("tls") }
+    var certificatePath: String { (tlsFolder as NSString).appendingPathComponent("cert.pem") }
+    var keyPath: String { (tlsFolder as NSString).appendingPathComponent("key.pem") }
+    var signingSecretPath: String { (path as NSString).appendingPathComponent("signing-secret") }
+
+    /// The configured certificate and key, or a self-signed pair for `hostname`
+    /// generated on first start (ECDSA P-256, ten years, SAN with the host name and loopback).
+    func tlsContext(configuration: TernConfiguration) throws -> NIOSSLContext {
+        let certificatePath: String
+        let keyPath: String
+        if let configured = configuration.tls.certificate, let key = configuration.tls.key {
+            certificatePath = configured
+            keyPath = key
+        } else {
+            certificatePath = self.certificatePath
+            keyPath = self.keyPath
+            if !FileManager.default.fileExists(atPath: certificatePath) || !FileManager.default.fileExists(atPath: keyPath) {
+                try generateSelfSigned(hostname: configuration.hostname)
+            }
+        }
+        let chain: [NIOSSLCertificate]
+        let key: NIOSSLPrivateKey
+        do {
+            chain = try NIOSSLCertificate.fromPEMFile(certificatePath)
+            key = try NIOSSLPrivateKey(file: keyPath, format: .pem)
+        } catch {
+            throw ConfigurationError(description: "cannot load TLS certificate \(certificatePath) / key \(keyPath): \(error)")
+        }
+        var tls = TLSConfiguration.makeServerConfiguration(
+            certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
+        tls.minimumTLSVersion = .tlsv12
+        return try NIOSSLContext(configuration: tls)
+    }
+
+    func generateSelfSigned(hostname: String) throws {
+        let key = P256.Signing.PrivateKey()
+        let name = try DistinguishedName {
+            CommonName(hostname)
+            OrganizationName("Tern (self-signed)")
+        }
+        let now = Date()
+        var alternativeNames: [GeneralName] = [.dnsName(hostname)]
+        if hostname != "localhost" { alternativeNames.append(.dnsName("localhost")) }
+        alternativeNames.append(.ipAddress(ASN1OctetString(contentBytes: [127, 0, 0, 1])))
+        let certificate = try Certificate(
+            version: .v3,
+            serialNumber: Certificate.SerialNumber(),
+            publicKey: Certificate.PublicKey(key.publicKey),
+            notValidBefore: now.addingTimeInterval(-3600),
+            notValidAfter: now.addingTimeInterval(10 * 365 * 24 * 3600),
+            issuer: name,
+            subject: name,
+            signatureAlgorithm: .ecdsaWithSHA256,
+            extensions: try Certificate.Extensions {
+                Critical(BasicConstraints.notCertificateAuthority)
+                KeyUsage(digitalSignature: true)
+                try ExtendedKeyUsage([.serverAuth])
+                SubjectAlternativeNames(alternativeNames)
+            },
+            issuerPrivateKey: Certificate.PrivateKey(key))
+        try writeSecretFile(keyPath, contents: key.pemRepresentation + "\n")
+        try (try certificate.serializeAsPEM().pemString + "\n").write(toFile: certificatePath, atomically: true, encoding: .utf8)
+    }
+
+    /// The signing secret for tokens (tracking, unsubscribe, VERP): 32 random bytes,
+    /// made on first start and kept (mode 0600) so that tokens stay valid across restarts.
+    func signingSecret() throws -> [UInt8] {
+        if let text = try? String(contentsOfFile: signingSecretPath, encoding: .utf8),
+            let data = Data(base64Encoded: text.trimmingCharacters(in: .whitespacesAndNewlines)), data.count >= 32
+        {
+            return [UInt8](data)
+        }
+        let secret = SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }
+        try writeSecretFile(signingSecretPath, contents: Data(secret).base64EncodedString() + "\n")
+        return secret
+    }
+
+    private func writeSecretFile(_ path: String, contents: String) throws {
+        let created = FileManager.default.createFile(
+            atPath: path, contents: Data(contents.utf8), attributes: [.posixPermissions: 0o600])
+        if !created { throw ConfigurationError(description: "cannot write \(path)") }
+    }
+}

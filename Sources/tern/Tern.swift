@@ -1,0 +1,162 @@
+import ArgumentParser
+import Foundation
+import Logging
+import TernCore
+import TernHTTP
+import TernStoreSQLite
+
+@main
+struct Tern: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tern",
+        abstract: "Tern: email delivery — SMTP submission, durable queue, delivery and tracking.",
+        subcommands: [Serve.self, CredentialCommand.self, Stats.self]
+    )
+}
+
+/// `--config` as every command takes it.
+struct ConfigOption: ParsableArguments {
+    @Option(name: .long, help: "Path to tern.yaml (TERN_… environment variables override it).")
+    var config: String?
+
+    func load() throws -> TernConfiguration {
+        try TernConfiguration.load(path: config)
+    }
+}
+
+/// Opens the configured store for a one-shot command.
+func openStore(_ configuration: TernConfiguration) throws -> SQLiteStore {
+    try DataFolder(path: configuration.dataDir).create()
+    return try SQLiteStore(path: configuration.databasePath)
+}
+
+func printJSON<T: Encodable>(_ value: T) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+}
+
+struct Stats: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print the counters (outbound, sent, failed, complaints, opens, clicks, unsubscribes, inbound).")
+
+    @OptionGroup var options: ConfigOption
+    @Flag(help: "Print JSON.") var json = false
+    @Option(help: "Start of the period (ISO 8601, inclusive).") var from: String?
+    @Option(help: "End of the period (ISO 8601, exclusive).") var to: String?
+
+    func run() async throws {
+        let configuration = try options.load()
+        let range = TimeRange(from: try from.map { try parseDate($0, option: "--from") }, to: try to.map { try parseDate($0, option: "--to") })
+        let store = try openStore(configuration)
+        let counters = try await store.counters(in: range)
+        try await store.close()
+        if json {
+            try printJSON(StatsResponse(counters: counters, range: range))
+        } else {
+            if range.from != nil || range.to != nil {
+                print("period: \(range.from.map(ISO8601.format) ?? "start") .. \(range.to.map(ISO8601.format) ?? "now")")
+            }
+            for (name, value) in counters.values {
+                print("\(name.padding(toLength: 13, withPad: " ", startingAt: 0)) \(value)")
+            }
+        }
+    }
+
+    func parseDate(_ text: String, option: String) throws -> Date {
+        guard let date = ISO8601.parse(text) else {
+            throw ValidationError("\(option) must be an ISO 8601 date or date-time, got '\(text)'")
+        }
+        return date
+    }
+}
+
+struct CredentialCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "credential",
+        abstract: "Manage credentials: SMTP username/password, API key, client networks.",
+        subcommands: [Add.self, List.self, Remove.self]
+    )
+
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create a credential and print its SMTP password and API key (shown once).")
+
+        @OptionGroup var options: ConfigOption
+        @Argument(help: "The credential's name, also its SMTP username.") var name: String
+        @Option(name: .customLong("network"), help: "A client network (CIDR) that may submit without AUTH; repeatable.")
+        var networks: [String] = []
+        @Flag(help: "Print JSON: {\"username\":…,\"password\":…,\"api_key\":…}.") var json = false
+
+        func run() async throws {
+            guard Credential.isValidName(name) else {
+                throw ValidationError("a credential name is 1-64 characters of letters, digits, '-', '_', '.', '@'")
+            }
+            let parsed = try networks.map { text in
+                guard let network = IPNetwork(text) else { throw ValidationError("--network '\(text)' is not an IP network (e.g. 10.0.0.0/8)") }
+                return network
+            }
+            let configuration = try options.load()
+            let store = try openStore(configuration)
+            let (credential, issued) = try Credential.issue(name: name, networks: parsed)
+            do {
+                try await store.addCredential(credential)
+            } catch let error as StoreError where error.code == .duplicate {
+                try await store.close()
+                throw ValidationError(error.message)
+            }
+            try await store.close()
+            if json {
+                try printJSON(issued)
+            } else {
+                print("username: \(issued.username)")
+                print("password: \(issued.password)")
+                print("api_key:  \(issued.apiKey)")
+                if !parsed.isEmpty { print("networks: \(parsed.map(\.description).joined(separator: ", ")) (may submit without AUTH)") }
+                print("Keep these now: Tern stores only salted hashes of the password and key.")
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List credentials (never their secrets).")
+        @OptionGroup var options: ConfigOption
+        @Flag(help: "Print JSON.") var json = false
+
+        struct Row: Encodable {
+            var name: String
+            var networks: [String]
+            var created_at: String
+        }
+
+        func run() async throws {
+            let store = try openStore(try options.load())
+            let credentials = try await store.credentials()
+            try await store.close()
+            let rows = credentials.map {
+                Row(name: $0.name, networks: $0.networks.map(\.description), created_at: ISO8601.format($0.createdAt))
+            }
+            if json {
+                try printJSON(rows)
+            } else {
+                for row in rows {
+                    print("\(row.name)\t\(row.networks.isEmpty ? "-" : row.networks.joined(separator: ","))\t\(row.created_at)")
+                }
+            }
+        }
+    }
+
+    struct Remove: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Remove a credential.")
+        @OptionGroup var options: ConfigOption
+        @Argument var name: String
+
+        func run() async throws {
+            let store = try openStore(try options.load())
+            let removed = try await store.removeCredential(named: name)
+            try await store.close()
+            guard removed else { throw ValidationError("no credential named \(name)") }
+            print("removed \(name)")
+        }
+    }
+}

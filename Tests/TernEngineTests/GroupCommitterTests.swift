@@ -1,0 +1,94 @@
+import Foundation
+import Logging
+import Synchronization
+import Testing
+import TernCore
+import TernStoreSQLite
+@testable import TernEngine
+
+/// Wraps a real store and records the size of each commit group.
+final class RecordingStore: Store {
+    let inner: SQLiteStore
+    let groups = Mutex<[Int]>([])
+    let failNext = Mutex(false)
+
+    init(_ inner: SQLiteStore) { self.inner = inner }
+
+    func commit(_ messages: [QueuedMessage]) async throws {
+        groups.withLock { $0.append(messages.count) }
+        if failNext.withLock({ value in defer { value = false }; return value }) {
+            throw StoreError(.unavailable, "disk full")
+        }
+        try await inner.commit(messages)
+    }
+    func counters(in range: TimeRange) async throws -> Counters { try await inner.counters(in: range) }
+    func message(_ id: MessageID) async throws -> StoredMessage? { try await inner.message(id) }
+    func messageCount() async throws -> Int { try await inner.messageCount() }
+    func addCredential(_ credential: Credential) async throws { try await inner.addCredential(credential) }
+    func removeCredential(named name: String) async throws -> Bool { try await inner.removeCredential(named: name) }
+    func credential(named name: String) async throws -> Credential? { try await inner.credential(named: name) }
+    func credential(apiKeyID: String) async throws -> Credential? { try await inner.credential(apiKeyID: apiKeyID) }
+    func credentials() async throws -> [Credential] { try await inner.credentials() }
+    func close() async throws { try await inner.close() }
+}
+
+func temporaryStorePath() throws -> (folder: String, path: String) {
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tern-engine-\(UUID().uuidString)").path
+    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    return (folder, folder + "/tern.sqlite")
+}
+
+func message(_ index: Int) -> QueuedMessage {
+    QueuedMessage(
+        id: .random(), messageIDHeader: "<\(index)@test>", mailFrom: "a@example.com",
+        recipients: [QueuedRecipient(id: .random(), address: "b\(index)@example.net")],
+        content: Array("Subject: \(index)\r\n\r\nbody\r\n".utf8), credential: nil, clientIP: nil,
+        receivedAt: Date(), eightBitMIME: false, smtpUTF8: false)
+}
+
+@Suite struct GroupCommitterTests {
+    @Test func concurrentCommitsShareTransactionsAndAllLand() async throws {
+        let (folder, path) = try temporaryStorePath()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let store = RecordingStore(try SQLiteStore(path: path))
+        let committer = GroupCommitter(store: store, logger: Logger(label: "test"))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await committer.run() }
+            try await withThrowingTaskGroup(of: Void.self) { senders in
+                for index in 0..<500 {
+                    senders.addTask { try await committer.commit(message(index)) }
+                }
+                try await senders.waitForAll()
+            }
+            // Every commit returned: every message must be in the store already.
+            #expect(try await store.messageCount() == 500)
+            #expect(try await store.counters(in: .allTime).outbound == 500)
+            committer.stop()
+            try await group.waitForAll()
+        }
+        let groups = store.groups.withLock { $0 }
+        #expect(groups.reduce(0, +) == 500)
+        #expect(groups.count < 500, "commits were not grouped: \(groups.count) transactions")
+        #expect(groups.allSatisfy { $0 <= GroupCommitter.defaultMaxBatch })
+        try await store.close()
+    }
+
+    @Test func aFailedCommitFailsItsCallersAndTheNextOneWorks() async throws {
+        let (folder, path) = try temporaryStorePath()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let store = RecordingStore(try SQLiteStore(path: path))
+        let committer = GroupCommitter(store: store, logger: Logger(label: "test"))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await committer.run() }
+            store.failNext.withLock { $0 = true }
+            await #expect(throws: StoreError.self) { try await committer.commit(message(1)) }
+            try await committer.commit(message(2))
+            #expect(try await store.messageCount() == 1)
+            committer.stop()
+            try await group.waitForAll()
+        }
+        // After stop, nothing new is accepted.
+        await #expect(throws: StoreError.self) { try await committer.commit(message(3)) }
+        try await store.close()
+    }
+}
