@@ -92,10 +92,7 @@ struct SubmissionService: Service {
     static let drainTimeout: Duration = .seconds(30)
 
     func run() async throws {
-        let bound = try await server.bind(listeners)
-        for address in bound {
-            logger.info("smtp listening on \(address)")
-        }
+        _ = try await server.bind(listeners)
         try? await gracefulShutdown()
         logger.info("smtp stopping: no new connections; sessions in DATA may finish")
         await server.shutdownGracefully(timeout: Self.drainTimeout)
