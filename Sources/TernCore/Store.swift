@@ -37,6 +37,8 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
         public static let duplicate = Code(name: "duplicate")
         public static let notFound = Code(name: "notFound")
         public static let unavailable = Code(name: "unavailable")
+        /// The disk (or database) is full: nothing was written.
+        public static let insufficientStorage = Code(name: "insufficientStorage")
         public var description: String { name }
     }
 
