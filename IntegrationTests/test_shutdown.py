@@ -1,0 +1,93 @@
+"""Graceful shutdown: SIGTERM lets a client that is mid-DATA finish, the
+process exits 0, and the store opens cleanly afterwards."""
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+import uuid
+
+from conftest import ServerFactory
+from helpers import QUEUED_RE, ConnectionClosed, assert_queued, assert_reply, make_message
+
+
+def test_sigterm_idle_exits_zero(make_server: ServerFactory) -> None:
+    server = make_server("idle-term")
+    t0 = time.monotonic()
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(20) == 0, server.log_tail()
+    assert time.monotonic() - t0 < 10
+    assert server.store.scalar("PRAGMA integrity_check") == "ok"
+
+
+def test_sigterm_mid_data(make_server: ServerFactory) -> None:
+    server = make_server("term")
+    server.credential_add("loopback", networks=["127.0.0.0/8"])
+    marker = f"mid-data-{uuid.uuid4().hex}"
+    # One message before, so the store is not empty.
+    with server.client() as c:
+        c.ehlo()
+        assert_reply(c.cmd("MAIL FROM:<s@example.com>"), 250)
+        assert_reply(c.cmd("RCPT TO:<r@example.net>"), 250)
+        assert_queued(c.data(make_message(subject=marker + "-before")))
+        c.quit()
+
+    idle = server.client()
+    idle.ehlo()
+    c = server.client()
+    c.ehlo()
+    assert_reply(c.cmd("MAIL FROM:<s@example.com>"), 250)
+    assert_reply(c.cmd("RCPT TO:<r@example.net>"), 250)
+    assert_reply(c.cmd("DATA"), 354)
+    msg = make_message(subject=marker, body="y" * 70 + "\r\n" * 1 + "z" * 70 + "\r\n")
+    c.send(msg[:60])
+
+    server.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    assert server.proc.poll() is None, "tern exited while a client was mid-DATA"
+    # An idle session is told 421 and closed; new connections are not taken.
+    try:
+        r_idle = idle.read_reply(timeout=5)
+        assert r_idle.code == 421 and (r_idle.enhanced or "").startswith("4."), r_idle
+    except (ConnectionClosed, OSError):
+        pass
+    assert idle.wait_closed(5), "idle session still open after SIGTERM"
+    try:
+        with server.client(timeout=3) as late:
+            assert late.greeting.code == 421, f"new connection after SIGTERM greeted with {late.greeting}"
+    except (ConnectionRefusedError, ConnectionClosed, ConnectionResetError):
+        pass
+    c.send(msg[60:] + b".\r\n")
+    r = c.read_reply(timeout=20)
+    print(f"mid-DATA client after SIGTERM: {r}")
+    assert r.code == 250 or r.code == 421, f"mid-DATA client got {r}"
+    if r.code == 250:
+        assert r.enhanced == "2.0.0" and QUEUED_RE.search(r.text), r
+    else:
+        assert r.enhanced and r.enhanced.startswith("4."), r
+    try:
+        q = c.cmd("QUIT")
+        assert q.code in (221, 421), q
+    except (ConnectionClosed, OSError):
+        pass
+    c.close()
+    idle.close()
+
+    try:
+        rc = server.proc.wait(30)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"tern did not exit within 30 s of SIGTERM:\n{server.log_tail()}")
+    assert rc == 0, f"exit status {rc}:\n{server.log_tail()}"
+
+    st = server.store
+    assert st.scalar("PRAGMA integrity_check") == "ok"
+    assert st.message_with(marker + "-before") is not None
+    stored = st.message_with(marker + "\r\n")
+    if r.code == 250:
+        assert stored is not None, "250 was given but the message is not in the store"
+    else:
+        assert stored is None, "421 was given but the message was stored"
+
+    # And it starts again on the same data_dir.
+    server.start()
+    assert server.stats()["outbound"] == (2 if r.code == 250 else 1)
