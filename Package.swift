@@ -43,6 +43,15 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "TernDNS",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
             name: "TernCore",
             dependencies: [
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -64,6 +73,7 @@ let package = Package(
             name: "TernEngine",
             dependencies: [
                 "TernCore",
+                "TernDNS",
                 "SMTPCore",
                 "SMTPNIO",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -115,6 +125,14 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
+            name: "TernDNSTests",
+            dependencies: [
+                "TernDNS",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
         .testTarget(
