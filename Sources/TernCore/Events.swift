@@ -21,6 +21,8 @@ public struct Counters: Sendable, Equatable, Codable {
     public var outbound: Int
     public var sent: Int
     public var failed: Int
+    /// Temporary failures (each retry counts); not a final outcome.
+    public var deferred: Int
     public var complaints: Int
     public var opens: Int
     public var clicks: Int
@@ -28,12 +30,13 @@ public struct Counters: Sendable, Equatable, Codable {
     public var inbound: Int
 
     public init(
-        outbound: Int = 0, sent: Int = 0, failed: Int = 0, complaints: Int = 0,
+        outbound: Int = 0, sent: Int = 0, failed: Int = 0, deferred: Int = 0, complaints: Int = 0,
         opens: Int = 0, clicks: Int = 0, unsubscribes: Int = 0, inbound: Int = 0
     ) {
         self.outbound = outbound
         self.sent = sent
         self.failed = failed
+        self.deferred = deferred
         self.complaints = complaints
         self.opens = opens
         self.clicks = clicks
@@ -47,6 +50,7 @@ public struct Counters: Sendable, Equatable, Codable {
             outbound: eventCounts[.outbound, default: 0],
             sent: eventCounts[.sent, default: 0],
             failed: eventCounts[.failed, default: 0],
+            deferred: eventCounts[.deferred, default: 0],
             complaints: eventCounts[.complaint, default: 0],
             opens: eventCounts[.open, default: 0],
             clicks: eventCounts[.click, default: 0],
@@ -56,11 +60,13 @@ public struct Counters: Sendable, Equatable, Codable {
     }
 
     /// The counter names in the order they are shown.
-    public static let names = ["outbound", "sent", "failed", "complaints", "opens", "clicks", "unsubscribes", "inbound"]
+    public static let names = [
+        "outbound", "sent", "failed", "deferred", "complaints", "opens", "clicks", "unsubscribes", "inbound",
+    ]
 
     public var values: [(name: String, value: Int)] {
         [
-            ("outbound", outbound), ("sent", sent), ("failed", failed), ("complaints", complaints),
+            ("outbound", outbound), ("sent", sent), ("failed", failed), ("deferred", deferred), ("complaints", complaints),
             ("opens", opens), ("clicks", clicks), ("unsubscribes", unsubscribes), ("inbound", inbound),
         ]
     }

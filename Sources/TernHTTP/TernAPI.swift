@@ -44,6 +44,7 @@ public struct StatsResponse: ResponseEncodable, Equatable, Decodable {
     public var outbound: Int
     public var sent: Int
     public var failed: Int
+    public var deferred: Int
     public var complaints: Int
     public var opens: Int
     public var clicks: Int
@@ -56,6 +57,7 @@ public struct StatsResponse: ResponseEncodable, Equatable, Decodable {
         outbound = counters.outbound
         sent = counters.sent
         failed = counters.failed
+        deferred = counters.deferred
         complaints = counters.complaints
         opens = counters.opens
         clicks = counters.clicks

@@ -8,6 +8,9 @@ public final class SQLiteStore: Store {
     private let pool: DatabasePool
     public let path: String
 
+    /// The database, for the store's extensions in other files.
+    var writer: DatabasePool { pool }
+
     /// Opens (creating if needed) the database at `path` and applies migrations.
     public init(path: String) throws {
         var configuration = Configuration()
@@ -217,6 +220,18 @@ extension SQLiteStore {
                         api_key_id TEXT NOT NULL UNIQUE,
                         api_key_hash TEXT NOT NULL,
                         networks TEXT NOT NULL DEFAULT '',
+                        created_at INTEGER NOT NULL
+                    );
+                    """)
+        }
+        migrator.registerMigration("v2: delivery leases, suppressions") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE recipients ADD COLUMN lease_node TEXT;
+                    ALTER TABLE recipients ADD COLUMN lease_until INTEGER;
+                    CREATE TABLE suppressions (
+                        address TEXT PRIMARY KEY,
+                        reason TEXT NOT NULL,
                         created_at INTEGER NOT NULL
                     );
                     """)

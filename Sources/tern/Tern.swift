@@ -10,7 +10,7 @@ struct Tern: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tern",
         abstract: "Tern: email delivery — SMTP submission, durable queue, delivery and tracking.",
-        subcommands: [Serve.self, CredentialCommand.self, Stats.self]
+        subcommands: [Serve.self, CredentialCommand.self, Stats.self, QueueCommand.self, SuppressionCommand.self]
     )
 }
 

@@ -30,6 +30,18 @@ final class RecordingStore: Store {
     func credential(apiKeyID: String) async throws -> Credential? { try await inner.credential(apiKeyID: apiKeyID) }
     func credentials() async throws -> [Credential] { try await inner.credentials() }
     func close() async throws { try await inner.close() }
+    func claimDueRecipients(now: Date, limit: Int, node: String, leaseUntil: Date) async throws -> [DueRecipient] {
+        try await inner.claimDueRecipients(now: now, limit: limit, node: node, leaseUntil: leaseUntil)
+    }
+    func record(_ outcomes: [RecipientOutcome]) async throws { try await inner.record(outcomes) }
+    func content(of message: MessageID) async throws -> [UInt8]? { try await inner.content(of: message) }
+    func queueEntries(limit: Int) async throws -> [QueueEntry] { try await inner.queueEntries(limit: limit) }
+    func retryNow(_ id: Int64, now: Date) async throws -> Int { try await inner.retryNow(id, now: now) }
+    func drop(_ id: Int64, now: Date) async throws -> Int { try await inner.drop(id, now: now) }
+    func addSuppression(_ suppression: Suppression) async throws { try await inner.addSuppression(suppression) }
+    func removeSuppression(address: String) async throws -> Bool { try await inner.removeSuppression(address: address) }
+    func suppressions() async throws -> [Suppression] { try await inner.suppressions() }
+    func suppressed(_ addresses: [String]) async throws -> Set<String> { try await inner.suppressed(addresses) }
 }
 
 func temporaryStorePath() throws -> (folder: String, path: String) {

@@ -1,0 +1,167 @@
+public import Foundation
+
+/// A recipient claimed for a delivery attempt: what the delivery code needs to send
+/// it, without the message content (read separately, once per message).
+public struct DueRecipient: Sendable, Equatable {
+    public var id: RecipientID
+    public var messageID: MessageID
+    public var address: String
+    public var mailFrom: String
+    /// Attempts made before this one.
+    public var attempts: Int
+    /// When the message was accepted: the start of its maximum age.
+    public var queuedAt: Date
+    public var nextAttemptAt: Date
+    public var eightBitMIME: Bool
+    public var smtpUTF8: Bool
+    public var size: Int
+
+    public init(
+        id: RecipientID, messageID: MessageID, address: String, mailFrom: String, attempts: Int,
+        queuedAt: Date, nextAttemptAt: Date, eightBitMIME: Bool, smtpUTF8: Bool, size: Int
+    ) {
+        self.id = id
+        self.messageID = messageID
+        self.address = address
+        self.mailFrom = mailFrom
+        self.attempts = attempts
+        self.queuedAt = queuedAt
+        self.nextAttemptAt = nextAttemptAt
+        self.eightBitMIME = eightBitMIME
+        self.smtpUTF8 = smtpUTF8
+        self.size = size
+    }
+
+    /// The part after the last `@`, lower-cased: the destination the scheduler keys on.
+    public var domain: String {
+        guard let at = address.lastIndex(of: "@") else { return "" }
+        return address[address.index(after: at)...].lowercased()
+    }
+}
+
+/// What happened to one recipient in one attempt (or by an operator), as stored:
+/// an event row and, for final outcomes, the recipient's new state.
+public struct RecipientOutcome: Sendable, Equatable {
+    public enum Kind: Sendable, Equatable {
+        /// The remote MX accepted it: final.
+        case sent
+        /// A permanent failure: final.
+        case failed
+        /// Not delivered on the suppression list: final, neither sent nor failed.
+        case suppressed
+        /// A temporary failure: try again at the given time.
+        case deferred(nextAttemptAt: Date)
+    }
+
+    public var recipientID: RecipientID
+    public var messageID: MessageID
+    public var kind: Kind
+    public var at: Date
+    /// What the event says: remote host, reply code, enhanced code, text, TLS, bounce class, reason.
+    public var details: [String: String]
+
+    public init(recipientID: RecipientID, messageID: MessageID, kind: Kind, at: Date, details: [String: String] = [:]) {
+        self.recipientID = recipientID
+        self.messageID = messageID
+        self.kind = kind
+        self.at = at
+        self.details = details
+    }
+
+    public var eventType: EventType {
+        switch kind {
+        case .sent: .sent
+        case .failed: .failed
+        case .suppressed: .suppressed
+        case .deferred: .deferred
+        }
+    }
+}
+
+/// A line of `tern queue`: a recipient still waiting, and why.
+public struct QueueEntry: Sendable, Equatable, Codable {
+    public var recipientID: String
+    public var messageID: String
+    public var address: String
+    public var mailFrom: String
+    public var attempts: Int
+    public var queuedAt: Date
+    public var nextAttemptAt: Date
+    /// The text of the last `deferred` event, if any.
+    public var lastReason: String?
+
+    public init(
+        recipientID: String, messageID: String, address: String, mailFrom: String, attempts: Int,
+        queuedAt: Date, nextAttemptAt: Date, lastReason: String?
+    ) {
+        self.recipientID = recipientID
+        self.messageID = messageID
+        self.address = address
+        self.mailFrom = mailFrom
+        self.attempts = attempts
+        self.queuedAt = queuedAt
+        self.nextAttemptAt = nextAttemptAt
+        self.lastReason = lastReason
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case recipientID = "recipient_id"
+        case messageID = "message_id"
+        case address
+        case mailFrom = "mail_from"
+        case attempts
+        case queuedAt = "queued_at"
+        case nextAttemptAt = "next_attempt_at"
+        case lastReason = "last_reason"
+    }
+}
+
+/// An address that must not be mailed, e.g. after a hard bounce, complaint or unsubscribe.
+public struct Suppression: Sendable, Equatable, Codable {
+    /// Lower-cased address.
+    public var address: String
+    public var reason: String
+    public var createdAt: Date
+
+    public init(address: String, reason: String, createdAt: Date) {
+        self.address = address
+        self.reason = reason
+        self.createdAt = createdAt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case address
+        case reason
+        case createdAt = "created_at"
+    }
+}
+
+/// The delivery side of the store: claims with leases, outcomes, the operator's queue
+/// commands and the suppression list.
+public protocol DeliveryStore: Sendable {
+    /// Claims up to `limit` queued recipients due at `now` that no live lease holds, leasing
+    /// them to `node` until `leaseUntil`, oldest due first. A lease that expired (its node
+    /// died) makes the recipient claimable again.
+    func claimDueRecipients(now: Date, limit: Int, node: String, leaseUntil: Date) async throws -> [DueRecipient]
+
+    /// Stores outcomes in one transaction: an event each, and the recipient's new state
+    /// (final, or queued again with its next attempt time); releases their leases.
+    func record(_ outcomes: [RecipientOutcome]) async throws
+
+    /// The message content, for sending.
+    func content(of message: MessageID) async throws -> [UInt8]?
+
+    /// Recipients still queued (not final), oldest first.
+    func queueEntries(limit: Int) async throws -> [QueueEntry]
+    /// Makes the recipient (or every queued recipient of the message) due now; returns how many.
+    func retryNow(_ id: Int64, now: Date) async throws -> Int
+    /// Removes the recipient (or every queued recipient of the message) from the queue with a
+    /// `failed` event ("dropped by operator"); returns how many.
+    func drop(_ id: Int64, now: Date) async throws -> Int
+
+    func addSuppression(_ suppression: Suppression) async throws
+    func removeSuppression(address: String) async throws -> Bool
+    func suppressions() async throws -> [Suppression]
+    /// The subset of `addresses` (compared lower-cased) that is suppressed.
+    func suppressed(_ addresses: [String]) async throws -> Set<String>
+}

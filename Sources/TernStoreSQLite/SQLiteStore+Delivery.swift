@@ -1,0 +1,178 @@
+public import Foundation
+import GRDB
+public import TernCore
+
+extension SQLiteStore {
+    public func claimDueRecipients(now: Date, limit: Int, node: String, leaseUntil: Date) async throws -> [DueRecipient] {
+        let nowMS = now.millisecondsSince1970
+        return try await writer.write { db in
+            let rows = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT r.id, r.message_id, r.address, r.attempts, r.next_attempt_at,
+                           m.mail_from, m.received_at, m.eight_bit_mime, m.smtp_utf8, m.size
+                    FROM recipients r JOIN messages m ON m.id = r.message_id
+                    WHERE r.state = 'queued' AND r.next_attempt_at <= ?
+                      AND (r.lease_until IS NULL OR r.lease_until <= ?)
+                    ORDER BY r.next_attempt_at
+                    LIMIT ?
+                    """,
+                arguments: [nowMS, nowMS, limit])
+            let lease = try db.cachedStatement(sql: "UPDATE recipients SET lease_node = ?, lease_until = ? WHERE id = ?")
+            return try rows.map { row in
+                let id: Int64 = row["id"]
+                try lease.execute(arguments: [node, leaseUntil.millisecondsSince1970, id])
+                return DueRecipient(
+                    id: RecipientID(rawValue: id), messageID: MessageID(rawValue: row["message_id"]),
+                    address: row["address"], mailFrom: row["mail_from"], attempts: row["attempts"],
+                    queuedAt: Date(millisecondsSince1970: row["received_at"]),
+                    nextAttemptAt: Date(millisecondsSince1970: row["next_attempt_at"]),
+                    eightBitMIME: row["eight_bit_mime"], smtpUTF8: row["smtp_utf8"], size: row["size"])
+            }
+        }
+    }
+
+    public func record(_ outcomes: [RecipientOutcome]) async throws {
+        guard !outcomes.isEmpty else { return }
+        try await writer.write { db in try Self.record(outcomes, in: db) }
+    }
+
+    /// Applies outcomes to recipients that are still queued; an outcome for a recipient
+    /// that already has a final one (or does not exist) is ignored, so each recipient
+    /// ends with exactly one final event.
+    static func record(_ outcomes: [RecipientOutcome], in db: Database) throws {
+        let final = try db.cachedStatement(
+            sql: """
+                UPDATE recipients SET state = ?, attempts = attempts + ?, lease_node = NULL, lease_until = NULL
+                WHERE id = ? AND state = 'queued'
+                """)
+        let again = try db.cachedStatement(
+            sql: """
+                UPDATE recipients SET next_attempt_at = ?, attempts = attempts + 1, lease_node = NULL, lease_until = NULL
+                WHERE id = ? AND state = 'queued'
+                """)
+        let event = try db.cachedStatement(
+            sql: "INSERT INTO events (type, message_id, recipient_id, at, details) VALUES (?, ?, ?, ?, ?)")
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        for outcome in outcomes {
+            switch outcome.kind {
+            case .sent:
+                try final.execute(arguments: [RecipientState.sent.rawValue, 1, outcome.recipientID.rawValue])
+            case .failed:
+                try final.execute(arguments: [RecipientState.failed.rawValue, 1, outcome.recipientID.rawValue])
+            case .suppressed:
+                try final.execute(arguments: [RecipientState.suppressed.rawValue, 0, outcome.recipientID.rawValue])
+            case .deferred(let next):
+                try again.execute(arguments: [next.millisecondsSince1970, outcome.recipientID.rawValue])
+            }
+            guard db.changesCount > 0 else { continue }
+            let details = outcome.details.isEmpty ? nil : String(decoding: try encoder.encode(outcome.details), as: UTF8.self)
+            try event.execute(arguments: [
+                outcome.eventType.rawValue, outcome.messageID.rawValue, outcome.recipientID.rawValue,
+                outcome.at.millisecondsSince1970, details,
+            ])
+        }
+    }
+
+    public func content(of message: MessageID) async throws -> [UInt8]? {
+        try await writer.read { db in
+            try Data.fetchOne(db, sql: "SELECT content FROM messages WHERE id = ?", arguments: [message.rawValue])
+                .map { [UInt8]($0) }
+        }
+    }
+
+    public func queueEntries(limit: Int) async throws -> [QueueEntry] {
+        try await writer.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT r.id, r.message_id, r.address, r.attempts, r.next_attempt_at, m.mail_from, m.received_at,
+                           (SELECT details FROM events e WHERE e.recipient_id = r.id AND e.type = 'deferred'
+                            ORDER BY e.id DESC LIMIT 1) AS last_details
+                    FROM recipients r JOIN messages m ON m.id = r.message_id
+                    WHERE r.state = 'queued'
+                    ORDER BY m.received_at, r.position
+                    LIMIT ?
+                    """,
+                arguments: [limit]
+            ).map { row in
+                let details: String? = row["last_details"]
+                let reason = details.flatMap { try? JSONDecoder().decode([String: String].self, from: Data($0.utf8)) }
+                return QueueEntry(
+                    recipientID: RecipientID(rawValue: row["id"]).description,
+                    messageID: MessageID(rawValue: row["message_id"]).description,
+                    address: row["address"], mailFrom: row["mail_from"], attempts: row["attempts"],
+                    queuedAt: Date(millisecondsSince1970: row["received_at"]),
+                    nextAttemptAt: Date(millisecondsSince1970: row["next_attempt_at"]),
+                    lastReason: reason?["text"] ?? reason?["reason"])
+            }
+        }
+    }
+
+    public func retryNow(_ id: Int64, now: Date) async throws -> Int {
+        try await writer.write { db in
+            try db.execute(
+                sql: "UPDATE recipients SET next_attempt_at = ? WHERE state = 'queued' AND (id = ? OR message_id = ?)",
+                arguments: [now.millisecondsSince1970, id, id])
+            return db.changesCount
+        }
+    }
+
+    public func drop(_ id: Int64, now: Date) async throws -> Int {
+        try await writer.write { db in
+            let rows = try Row.fetchAll(
+                db, sql: "SELECT id, message_id FROM recipients WHERE state = 'queued' AND (id = ? OR message_id = ?)",
+                arguments: [id, id])
+            try Self.record(
+                rows.map { row in
+                    RecipientOutcome(
+                        recipientID: RecipientID(rawValue: row["id"]), messageID: MessageID(rawValue: row["message_id"]),
+                        kind: .failed, at: now, details: ["reason": "dropped by operator"])
+                }, in: db)
+            return rows.count
+        }
+    }
+
+    public func addSuppression(_ suppression: Suppression) async throws {
+        try await writer.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO suppressions (address, reason, created_at) VALUES (?, ?, ?)
+                    ON CONFLICT (address) DO UPDATE SET reason = excluded.reason
+                    """,
+                arguments: [suppression.address.lowercased(), suppression.reason, suppression.createdAt.millisecondsSince1970])
+        }
+    }
+
+    public func removeSuppression(address: String) async throws -> Bool {
+        try await writer.write { db in
+            try db.execute(sql: "DELETE FROM suppressions WHERE address = ?", arguments: [address.lowercased()])
+            return db.changesCount > 0
+        }
+    }
+
+    public func suppressions() async throws -> [Suppression] {
+        try await writer.read { db in
+            try Row.fetchAll(db, sql: "SELECT address, reason, created_at FROM suppressions ORDER BY address").map { row in
+                Suppression(address: row["address"], reason: row["reason"], createdAt: Date(millisecondsSince1970: row["created_at"]))
+            }
+        }
+    }
+
+    public func suppressed(_ addresses: [String]) async throws -> Set<String> {
+        guard !addresses.isEmpty else { return [] }
+        let lowered = Array(Set(addresses.map { $0.lowercased() }))
+        return try await writer.read { db in
+            var found: Set<String> = []
+            for chunk in stride(from: 0, to: lowered.count, by: 500).map({ Array(lowered[$0..<min($0 + 500, lowered.count)]) }) {
+                let placeholders = Array(repeating: "?", count: chunk.count).joined(separator: ",")
+                let rows = try String.fetchAll(
+                    db, sql: "SELECT address FROM suppressions WHERE address IN (\(placeholders))",
+                    arguments: StatementArguments(chunk))
+                found.formUnion(rows)
+            }
+            return found
+        }
+    }
+}

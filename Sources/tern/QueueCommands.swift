@@ -1,0 +1,142 @@
+import ArgumentParser
+import Foundation
+import TernCore
+import TernHTTP
+
+/// Parses a message or recipient id as printed by Tern (16 hex digits).
+func parseQueueID(_ text: String) throws -> Int64 {
+    if let message = MessageID(text) { return message.rawValue }
+    throw ValidationError("'\(text)' is not a message or recipient id (16 hex digits, as `tern queue` prints them)")
+}
+
+struct QueueCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "queue",
+        abstract: "Show what is waiting for delivery and why; retry or drop it.",
+        subcommands: [List.self, Retry.self, Drop.self],
+        defaultSubcommand: List.self
+    )
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List queued and deferred recipients, oldest first.")
+        @OptionGroup var options: ConfigOption
+        @Flag(help: "Print JSON.") var json = false
+        @Option(help: "Show at most this many.") var limit = 1000
+
+        func run() async throws {
+            let store = try openStore(try options.load())
+            let entries = try await store.queueEntries(limit: limit)
+            try await store.close()
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys]
+                encoder.dateEncodingStrategy = .iso8601
+                print(String(decoding: try encoder.encode(entries), as: UTF8.self))
+                return
+            }
+            if entries.isEmpty {
+                print("queue is empty")
+                return
+            }
+            for entry in entries {
+                print(
+                    "\(entry.recipientID) msg \(entry.messageID) <\(entry.mailFrom)> -> <\(entry.address)> "
+                        + "attempts \(entry.attempts) next \(ISO8601.format(entry.nextAttemptAt))"
+                        + (entry.lastReason.map { " (\($0))" } ?? ""))
+            }
+        }
+    }
+
+    struct Retry: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Make a recipient, or every queued recipient of a message, due now.")
+        @OptionGroup var options: ConfigOption
+        @Argument(help: "A recipient id or a message id.") var id: String
+
+        func run() async throws {
+            let raw = try parseQueueID(id)
+            let store = try openStore(try options.load())
+            let count = try await store.retryNow(raw, now: Date())
+            try await store.close()
+            guard count > 0 else { throw ValidationError("nothing queued with id \(id)") }
+            print("\(count) recipient(s) due now")
+        }
+    }
+
+    struct Drop: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Remove a recipient, or every queued recipient of a message, from the queue (recorded as failed).")
+        @OptionGroup var options: ConfigOption
+        @Argument(help: "A recipient id or a message id.") var id: String
+
+        func run() async throws {
+            let raw = try parseQueueID(id)
+            let store = try openStore(try options.load())
+            let count = try await store.drop(raw, now: Date())
+            try await store.close()
+            guard count > 0 else { throw ValidationError("nothing queued with id \(id)") }
+            print("\(count) recipient(s) dropped")
+        }
+    }
+}
+
+struct SuppressionCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "suppression",
+        abstract: "Addresses Tern will not deliver to (they get a 'suppressed' event instead).",
+        subcommands: [Add.self, Remove.self, List.self]
+    )
+
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Suppress an address.")
+        @OptionGroup var options: ConfigOption
+        @Argument var address: String
+        @Option(help: "Why (shown in the list).") var reason = "manual"
+
+        func run() async throws {
+            guard address.contains("@"), !address.contains(where: { $0 == " " || $0 == "<" || $0 == ">" }) else {
+                throw ValidationError("'\(address)' is not an email address")
+            }
+            let store = try openStore(try options.load())
+            try await store.addSuppression(Suppression(address: address, reason: reason, createdAt: Date()))
+            try await store.close()
+            print("suppressed \(address.lowercased())")
+        }
+    }
+
+    struct Remove: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Stop suppressing an address.")
+        @OptionGroup var options: ConfigOption
+        @Argument var address: String
+
+        func run() async throws {
+            let store = try openStore(try options.load())
+            let removed = try await store.removeSuppression(address: address)
+            try await store.close()
+            guard removed else { throw ValidationError("\(address) is not suppressed") }
+            print("removed \(address.lowercased())")
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List suppressed addresses.")
+        @OptionGroup var options: ConfigOption
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            let store = try openStore(try options.load())
+            let list = try await store.suppressions()
+            try await store.close()
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys]
+                encoder.dateEncodingStrategy = .iso8601
+                print(String(decoding: try encoder.encode(list), as: UTF8.self))
+            } else {
+                for entry in list {
+                    print("\(entry.address)\t\(entry.reason)\t\(ISO8601.format(entry.createdAt))")
+                }
+            }
+        }
+    }
+}

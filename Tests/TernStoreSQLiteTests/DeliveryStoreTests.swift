@@ -1,0 +1,95 @@
+import Foundation
+import Testing
+import TernCore
+import TernStoreSQLite
+
+@Suite struct DeliveryStoreTests {
+    let t0 = Date(timeIntervalSince1970: 1_800_000_000)
+
+    @Test func claimsDueRecipientsOnceUntilTheLeaseExpires() async throws {
+        try await withTemporaryStore { store, _ in
+            let message = sampleMessage(recipients: 3, at: t0)
+            try await store.commit([message])
+            let claimed = try await store.claimDueRecipients(now: t0, limit: 2, node: "a", leaseUntil: t0.addingTimeInterval(60))
+            #expect(claimed.count == 2)
+            #expect(claimed.allSatisfy { $0.messageID == message.id && $0.mailFrom == "sender@example.com" && $0.attempts == 0 })
+            // Another node sees only the unclaimed one.
+            let other = try await store.claimDueRecipients(now: t0, limit: 10, node: "b", leaseUntil: t0.addingTimeInterval(60))
+            #expect(other.count == 1)
+            #expect(Set(claimed.map(\.id) + other.map(\.id)) == Set(message.recipients.map(\.id)))
+            #expect(try await store.claimDueRecipients(now: t0.addingTimeInterval(30), limit: 10, node: "b", leaseUntil: t0.addingTimeInterval(90)).isEmpty)
+            // Node a died: after its lease expires, its recipients are claimable again.
+            let again = try await store.claimDueRecipients(now: t0.addingTimeInterval(61), limit: 10, node: "b", leaseUntil: t0.addingTimeInterval(120))
+            #expect(Set(again.map(\.id)) == Set(message.recipients.map(\.id)))
+        }
+    }
+
+    @Test func outcomesAreFinalOnceAndCounted() async throws {
+        try await withTemporaryStore { store, _ in
+            let message = sampleMessage(recipients: 4, at: t0)
+            try await store.commit([message])
+            let ids = message.recipients.map(\.id)
+            let later = t0.addingTimeInterval(300)
+            try await store.record([
+                RecipientOutcome(recipientID: ids[0], messageID: message.id, kind: .sent, at: t0, details: ["remote_host": "mx.example.net", "reply": "250 ok"]),
+                RecipientOutcome(recipientID: ids[1], messageID: message.id, kind: .failed, at: t0, details: ["code": "550"]),
+                RecipientOutcome(recipientID: ids[2], messageID: message.id, kind: .deferred(nextAttemptAt: later), at: t0, details: ["text": "greylisted"]),
+                RecipientOutcome(recipientID: ids[3], messageID: message.id, kind: .suppressed, at: t0),
+            ])
+            // A second outcome for a final recipient is ignored.
+            try await store.record([RecipientOutcome(recipientID: ids[0], messageID: message.id, kind: .failed, at: t0)])
+            #expect(try await store.counters(in: .allTime) == Counters(outbound: 4, sent: 1, failed: 1, deferred: 1))
+            let states = try #require(try await store.message(message.id)).recipients.map(\.state)
+            #expect(states == [.sent, .failed, .queued, .suppressed])
+            // The deferred one is due again only at its next attempt time.
+            #expect(try await store.claimDueRecipients(now: later.addingTimeInterval(-1), limit: 10, node: "a", leaseUntil: later).isEmpty)
+            let due = try await store.claimDueRecipients(now: later, limit: 10, node: "a", leaseUntil: later.addingTimeInterval(60))
+            #expect(due.map(\.id) == [ids[2]])
+            #expect(due.first?.attempts == 1)
+            let queue = try await store.queueEntries(limit: 10)
+            #expect(queue.map(\.address) == ["r2@example.net"])
+            #expect(queue.first?.lastReason == "greylisted")
+        }
+    }
+
+    @Test func operatorRetryAndDrop() async throws {
+        try await withTemporaryStore { store, _ in
+            let first = sampleMessage(recipients: 2, at: t0)
+            let second = sampleMessage(recipients: 1, at: t0)
+            try await store.commit([first, second])
+            let future = t0.addingTimeInterval(3600)
+            try await store.record(first.recipients.map {
+                RecipientOutcome(recipientID: $0.id, messageID: first.id, kind: .deferred(nextAttemptAt: future), at: t0)
+            })
+            #expect(try await store.claimDueRecipients(now: t0, limit: 10, node: "a", leaseUntil: t0.addingTimeInterval(60)).map(\.id) == second.recipients.map(\.id))
+            // Retry by message id makes both of its recipients due now.
+            #expect(try await store.retryNow(first.id.rawValue, now: t0) == 2)
+            #expect(try await store.claimDueRecipients(now: t0, limit: 10, node: "a", leaseUntil: t0.addingTimeInterval(1)).count == 2)
+            // Drop by recipient id: failed with a reason, gone from the queue.
+            #expect(try await store.drop(first.recipients[0].id.rawValue, now: t0) == 1)
+            #expect(try await store.drop(first.recipients[0].id.rawValue, now: t0) == 0)
+            #expect(try await store.queueEntries(limit: 10).count == 2)
+            #expect(try await store.counters(in: .allTime).failed == 1)
+        }
+    }
+
+    @Test func suppressionList() async throws {
+        try await withTemporaryStore { store, _ in
+            try await store.addSuppression(Suppression(address: "Bounce@Example.NET", reason: "manual", createdAt: t0))
+            try await store.addSuppression(Suppression(address: "bounce@example.net", reason: "hard bounce", createdAt: t0))
+            #expect(try await store.suppressions() == [Suppression(address: "bounce@example.net", reason: "hard bounce", createdAt: t0)])
+            #expect(try await store.suppressed(["BOUNCE@example.net", "ok@example.net"]) == ["bounce@example.net"])
+            #expect(try await store.removeSuppression(address: "bounce@EXAMPLE.net"))
+            #expect(try await store.suppressed(["bounce@example.net"]).isEmpty)
+        }
+    }
+
+    @Test func contentIsReadBack() async throws {
+        try await withTemporaryStore { store, _ in
+            let message = sampleMessage()
+            try await store.commit([message])
+            #expect(try await store.content(of: message.id) == message.content)
+            #expect(try await store.content(of: .random()) == nil)
+        }
+    }
+}
