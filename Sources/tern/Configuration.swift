@@ -12,6 +12,30 @@ struct TernConfiguration: Sendable {
     var limits = Limits()
     var http = HTTP()
     var tls = TLS()
+    var delivery = Delivery()
+
+    /// Outbound delivery; `nil` values mean the engine's named defaults.
+    struct Delivery: Sendable {
+        var enabled = true
+        /// `host:port` name servers; empty means the system's (`/etc/resolv.conf`).
+        var dnsServers: [String] = []
+        /// The port used for MX hosts (25; tests point it at high loopback ports).
+        var smtpPort = 25
+        /// Domain (or `*`) → `host:port` next hop, skipping MX lookup; ` tls=verify` or
+        /// ` tls=required` after it asks for a verified or at least encrypted connection.
+        var routes: [String: String] = [:]
+        /// Seconds between attempts; the last one repeats.
+        var retrySchedule: [Int]?
+        /// Seconds after which a message that could not be delivered fails.
+        var maxAge: Int?
+        var initialConcurrency: Int?
+        var maxConcurrency: Int?
+        var connectTimeout: Int?
+        /// The name in our EHLO; the configured `hostname` by default.
+        var heloName: String?
+        /// Seconds a claimed recipient stays leased to this node while it is delivered.
+        var lease: Int?
+    }
 
     struct Submission: Sendable {
         var listen = ["127.0.0.1:2587"]
@@ -63,7 +87,13 @@ extension TernConfiguration {
         "smtp.limits.data_timeout", "smtp.limits.max_connections", "smtp.limits.max_connections_per_ip",
         "http.listen", "http.public_url",
         "tls.certificate", "tls.key",
+        "delivery.enabled", "delivery.dns_servers", "delivery.smtp_port", "delivery.routes",
+        "delivery.retry_schedule", "delivery.max_age", "delivery.initial_concurrency", "delivery.max_concurrency",
+        "delivery.connect_timeout", "delivery.helo_name", "delivery.lease",
     ]
+
+    /// Keys whose value is a mapping with free-form keys (domains), not more configuration keys.
+    static let mapKeys: Set<String> = ["delivery.routes"]
 
     static func environmentName(of key: String) -> String {
         "TERN_" + key.uppercased().replacingOccurrences(of: ".", with: "_")
@@ -108,6 +138,24 @@ extension TernConfiguration {
         if let value = try source.string("http.public_url") { http.publicURL = value }
         tls.certificate = try source.string("tls.certificate")
         tls.key = try source.string("tls.key")
+        if let value = try source.bool("delivery.enabled") { delivery.enabled = value }
+        if let value = try source.list("delivery.dns_servers") { delivery.dnsServers = value }
+        if let value = try source.int("delivery.smtp_port", minimum: 1) { delivery.smtpPort = value }
+        if let value = try source.map("delivery.routes") { delivery.routes = value }
+        if let value = try source.list("delivery.retry_schedule") {
+            delivery.retrySchedule = try value.map { text in
+                guard let seconds = Int(text), seconds > 0 else {
+                    throw ConfigurationError(description: "'delivery.retry_schedule' must list whole seconds, got '\(text)'")
+                }
+                return seconds
+            }
+        }
+        delivery.maxAge = try source.int("delivery.max_age", minimum: 1)
+        delivery.initialConcurrency = try source.int("delivery.initial_concurrency", minimum: 1)
+        delivery.maxConcurrency = try source.int("delivery.max_concurrency", minimum: 1)
+        delivery.connectTimeout = try source.int("delivery.connect_timeout", minimum: 1)
+        delivery.heloName = try source.string("delivery.helo_name")
+        delivery.lease = try source.int("delivery.lease", minimum: 5)
         if (tls.certificate == nil) != (tls.key == nil) {
             throw ConfigurationError(description: "tls.certificate and tls.key must be given together")
         }
@@ -119,6 +167,7 @@ struct ConfigurationSource {
     enum Value {
         case scalar(String)
         case list([String])
+        case map([String: String])
         case null
     }
 
@@ -146,7 +195,7 @@ struct ConfigurationSource {
     private mutating func flatten(_ mapping: [String: Any], prefix: String, origin: String) throws {
         for (name, value) in mapping {
             let key = prefix.isEmpty ? name : "\(prefix).\(name)"
-            if let nested = value as? [String: Any] {
+            if let nested = value as? [String: Any], !TernConfiguration.mapKeys.contains(key) {
                 try flatten(nested, prefix: key, origin: origin)
                 continue
             }
@@ -154,6 +203,8 @@ struct ConfigurationSource {
                 throw ConfigurationError(description: "\(origin): unknown configuration key '\(key)'")
             }
             switch value {
+            case let map as [String: Any]:
+                values[key] = Entry(value: .map(map.mapValues { "\($0)" }), origin: origin)
             case let list as [Any]:
                 values[key] = Entry(value: .list(list.map { "\($0)" }), origin: origin)
             case is NSNull:
@@ -169,7 +220,7 @@ struct ConfigurationSource {
         switch entry.value {
         case .scalar(let text): return text
         case .null: return nil
-        case .list: throw ConfigurationError(description: "\(entry.origin): '\(key)' must be a single value, not a list")
+        case .list, .map: throw ConfigurationError(description: "\(entry.origin): '\(key)' must be a single value")
         }
     }
 
@@ -179,8 +230,29 @@ struct ConfigurationSource {
         switch entry.value {
         case .list(let items): return items
         case .null: return []
+        case .map: throw ConfigurationError(description: "\(entry.origin): '\(key)' must be a list, not a mapping")
         case .scalar(let text):
             return text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        }
+    }
+
+    /// A mapping, from YAML or from `a=b,c=d` in the environment.
+    func map(_ key: String) throws -> [String: String]? {
+        guard let entry = values[key] else { return nil }
+        switch entry.value {
+        case .map(let map): return map
+        case .null: return [:]
+        case .list: throw ConfigurationError(description: "\(entry.origin): '\(key)' must be a mapping, not a list")
+        case .scalar(let text):
+            var map: [String: String] = [:]
+            for pair in text.split(separator: ",") {
+                let parts = pair.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+                guard parts.count == 2, !parts[0].isEmpty else {
+                    throw ConfigurationError(description: "\(entry.origin): '\(key)' must look like 'a=b,c=d', got '\(text)'")
+                }
+                map[parts[0]] = parts[1]
+            }
+            return map
         }
     }
 
