@@ -144,6 +144,11 @@ public protocol DeliveryStore: Sendable {
     /// died) makes the recipient claimable again.
     func claimDueRecipients(now: Date, limit: Int, node: String, leaseUntil: Date) async throws -> [DueRecipient]
 
+    /// Extends the leases `node` holds on these recipients (while their delivery runs).
+    func renewLeases(_ recipients: [RecipientID], node: String, leaseUntil: Date) async throws
+    /// Gives up claims without an outcome: the recipients are claimable again at once.
+    func releaseLeases(_ recipients: [RecipientID], node: String) async throws
+
     /// Stores outcomes in one transaction: an event each, and the recipient's new state
     /// (final, or queued again with its next attempt time); releases their leases.
     func record(_ outcomes: [RecipientOutcome]) async throws

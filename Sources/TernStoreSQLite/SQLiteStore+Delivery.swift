@@ -32,6 +32,28 @@ extension SQLiteStore {
         }
     }
 
+    public func renewLeases(_ recipients: [RecipientID], node: String, leaseUntil: Date) async throws {
+        guard !recipients.isEmpty else { return }
+        try await writer.write { db in
+            let renew = try db.cachedStatement(
+                sql: "UPDATE recipients SET lease_until = ? WHERE id = ? AND lease_node = ? AND state = 'queued'")
+            for id in recipients {
+                try renew.execute(arguments: [leaseUntil.millisecondsSince1970, id.rawValue, node])
+            }
+        }
+    }
+
+    public func releaseLeases(_ recipients: [RecipientID], node: String) async throws {
+        guard !recipients.isEmpty else { return }
+        try await writer.write { db in
+            let release = try db.cachedStatement(
+                sql: "UPDATE recipients SET lease_node = NULL, lease_until = NULL WHERE id = ? AND lease_node = ?")
+            for id in recipients {
+                try release.execute(arguments: [id.rawValue, node])
+            }
+        }
+    }
+
     public func record(_ outcomes: [RecipientOutcome]) async throws {
         guard !outcomes.isEmpty else { return }
         try await writer.write { db in try Self.record(outcomes, in: db) }

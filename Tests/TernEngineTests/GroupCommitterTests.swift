@@ -34,6 +34,12 @@ final class RecordingStore: Store {
         try await inner.claimDueRecipients(now: now, limit: limit, node: node, leaseUntil: leaseUntil)
     }
     func record(_ outcomes: [RecipientOutcome]) async throws { try await inner.record(outcomes) }
+    func renewLeases(_ recipients: [RecipientID], node: String, leaseUntil: Date) async throws {
+        try await inner.renewLeases(recipients, node: node, leaseUntil: leaseUntil)
+    }
+    func releaseLeases(_ recipients: [RecipientID], node: String) async throws {
+        try await inner.releaseLeases(recipients, node: node)
+    }
     func content(of message: MessageID) async throws -> [UInt8]? { try await inner.content(of: message) }
     func queueEntries(limit: Int) async throws -> [QueueEntry] { try await inner.queueEntries(limit: limit) }
     func retryNow(_ id: Int64, now: Date) async throws -> Int { try await inner.retryNow(id, now: now) }

@@ -24,6 +24,24 @@ import TernStoreSQLite
         }
     }
 
+    @Test func leasesAreRenewedAndReleased() async throws {
+        try await withTemporaryStore { store, _ in
+            let message = sampleMessage(recipients: 2, at: t0)
+            try await store.commit([message])
+            let claimed = try await store.claimDueRecipients(now: t0, limit: 10, node: "a", leaseUntil: t0.addingTimeInterval(60))
+            #expect(claimed.count == 2)
+            // Renewed by its holder: still held after the first expiry.
+            try await store.renewLeases(claimed.map(\.id), node: "a", leaseUntil: t0.addingTimeInterval(600))
+            // Another node's renewal changes nothing.
+            try await store.renewLeases(claimed.map(\.id), node: "b", leaseUntil: t0.addingTimeInterval(6000))
+            #expect(try await store.claimDueRecipients(now: t0.addingTimeInterval(300), limit: 10, node: "b", leaseUntil: t0.addingTimeInterval(900)).isEmpty)
+            #expect(try await store.claimDueRecipients(now: t0.addingTimeInterval(601), limit: 10, node: "b", leaseUntil: t0.addingTimeInterval(900)).count == 2)
+            // Released by its holder: claimable at once.
+            try await store.releaseLeases([claimed[0].id], node: "b")
+            #expect(try await store.claimDueRecipients(now: t0.addingTimeInterval(602), limit: 10, node: "c", leaseUntil: t0.addingTimeInterval(900)).map(\.id) == [claimed[0].id])
+        }
+    }
+
     @Test func outcomesAreFinalOnceAndCounted() async throws {
         try await withTemporaryStore { store, _ in
             let message = sampleMessage(recipients: 4, at: t0)

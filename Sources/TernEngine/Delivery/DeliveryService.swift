@@ -1,0 +1,245 @@
+import Foundation
+public import Logging
+public import ServiceLifecycle
+public import TernCore
+
+/// Postfix's qmgr + smtp(8) loop: claims due recipients from the store, lets the
+/// scheduler decide what to start, runs each job on the transport in a child task,
+/// and stores every outcome. Holds at most the scheduler's active set in memory.
+public struct DeliveryService: Service {
+    public struct Configuration: Sendable {
+        public var scheduler: DeliverySchedulerConfiguration
+        /// This node's name in the store's leases.
+        public var node: String
+        /// How long a claim holds; renewed every third of it while delivery runs.
+        public var lease: Duration
+        /// How often to look for new mail when nothing else wakes the loop.
+        public var pollInterval: Duration
+
+        public static let defaultLease: Duration = .seconds(300)
+        public static let defaultPollInterval: Duration = .milliseconds(200)
+
+        public init(
+            scheduler: DeliverySchedulerConfiguration = DeliverySchedulerConfiguration(), node: String,
+            lease: Duration = Configuration.defaultLease, pollInterval: Duration = Configuration.defaultPollInterval
+        ) {
+            self.scheduler = scheduler
+            self.node = node
+            self.lease = lease
+            self.pollInterval = pollInterval
+        }
+    }
+
+    private let store: any Store
+    private let transport: any DeliveryTransport
+    private let configuration: Configuration
+    private let logger: Logger
+
+    public init(store: any Store, transport: any DeliveryTransport, configuration: Configuration, logger: Logger) {
+        self.store = store
+        self.transport = transport
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    private enum Event: Sendable {
+        case finished(DeliveryJob, [RecipientID: TransportOutcome])
+        case timer
+    }
+
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await withTaskGroup(of: Event.self) { group in
+                var loop = Loop(store: store, configuration: configuration, logger: logger)
+                var actions = loop.scheduler.tick(now: Date())
+                var timerRunning = false
+                var lastRenewal = ContinuousClock.now
+                while !Task.isCancelled {
+                    actions = await loop.perform(actions)
+                    for job in actions.start {
+                        guard let request = await loop.request(for: job) else {
+                            actions = loop.scheduler.attemptsFinished(
+                                job.recipients.map {
+                                    DeliveryAttemptResult(
+                                        recipient: $0, outcome: .deferred(reason: "message content unavailable", kind: .recipient))
+                                }, now: Date())
+                            continue
+                        }
+                        let transport = self.transport
+                        group.addTask { .finished(job, await transport.deliver(request)) }
+                    }
+                    actions.start = []
+                    if !timerRunning {
+                        timerRunning = true
+                        let wait = loop.waitDuration(until: actions.wakeUpAt)
+                        group.addTask {
+                            try? await Task.sleep(for: wait)
+                            return .timer
+                        }
+                    }
+                    guard let event = await group.next() else { break }
+                    switch event {
+                    case .finished(let job, let outcomes):
+                        actions = await loop.finished(job, outcomes)
+                    case .timer:
+                        timerRunning = false
+                        actions = loop.scheduler.tick(now: Date())
+                        if actions.needMore == nil, actions.start.isEmpty {
+                            actions = loop.scheduler.newMailQueued(now: Date())
+                        }
+                    }
+                    if ContinuousClock.now - lastRenewal > configuration.lease / 3 {
+                        lastRenewal = ContinuousClock.now
+                        await loop.renewLeases()
+                    }
+                }
+                group.cancelAll()
+                await loop.releaseAll()
+            }
+        }
+    }
+
+    /// The loop's state: the scheduler and the claimed recipients it holds.
+    private struct Loop {
+        let store: any Store
+        let configuration: Configuration
+        let logger: Logger
+        var scheduler: DeliveryScheduler
+        var held: [RecipientID: DueRecipient] = [:]
+
+        init(store: any Store, configuration: Configuration, logger: Logger) {
+            self.store = store
+            self.configuration = configuration
+            self.logger = logger
+            self.scheduler = DeliveryScheduler(configuration: configuration.scheduler)
+        }
+
+        /// Carries out everything but starting jobs: loading, deferrals, expiries, releases.
+        mutating func perform(_ initial: DeliveryScheduler.Actions) async -> DeliveryScheduler.Actions {
+            var actions = initial
+            var start: [DeliveryJob] = []
+            while true {
+                start += actions.start
+                let now = Date()
+                var outcomes: [RecipientOutcome] = []
+                for deferral in actions.deferrals {
+                    held[deferral.recipient] = nil
+                    outcomes.append(RecipientOutcome(
+                        recipientID: deferral.recipient, messageID: deferral.messageID,
+                        kind: .deferred(nextAttemptAt: deferral.nextAttemptAt), at: now,
+                        details: ["text": deferral.reason, "attempted": deferral.attempted ? "true" : "false"]))
+                }
+                for expiry in actions.expiries {
+                    held[expiry.recipient] = nil
+                    outcomes.append(RecipientOutcome(
+                        recipientID: expiry.recipient, messageID: expiry.messageID, kind: .failed, at: now,
+                        details: [
+                            "text": "delivery time expired after \(expiry.attempts) attempts: \(expiry.reason)",
+                            "enhanced_code": "4.4.7", "bounce_class": "soft", "reason": "expired",
+                        ]))
+                }
+                await record(outcomes)
+                if !actions.notAdmitted.isEmpty {
+                    for id in actions.notAdmitted { held[id] = nil }
+                    try? await store.releaseLeases(actions.notAdmitted, node: configuration.node)
+                }
+                guard let request = actions.needMore else { break }
+                actions = await load(request.total, now: now)
+            }
+            actions.start = start
+            actions.deferrals = []
+            actions.expiries = []
+            actions.notAdmitted = []
+            actions.needMore = nil
+            return actions
+        }
+
+        private mutating func load(_ limit: Int, now: Date) async -> DeliveryScheduler.Actions {
+            let claimed: [DueRecipient]
+            do {
+                claimed = try await store.claimDueRecipients(
+                    now: now, limit: limit, node: configuration.node, leaseUntil: now.addingTimeInterval(configuration.lease.seconds))
+            } catch {
+                logger.error("cannot claim due recipients: \(error)")
+                return scheduler.loadFailed(now: now)
+            }
+            // The suppression hook: never attempted, a final `suppressed` event instead.
+            var deliverable = claimed
+            if !claimed.isEmpty, let suppressed = try? await store.suppressed(claimed.map(\.address)), !suppressed.isEmpty {
+                deliverable = claimed.filter { !suppressed.contains($0.address.lowercased()) }
+                await record(claimed.filter { suppressed.contains($0.address.lowercased()) }.map {
+                    RecipientOutcome(recipientID: $0.id, messageID: $0.messageID, kind: .suppressed, at: now,
+                                     details: ["reason": "address is on the suppression list"])
+                })
+            }
+            for recipient in deliverable { held[recipient.id] = recipient }
+            return scheduler.loaded(deliverable.map { ScheduledRecipient($0) }, now: now)
+        }
+
+        func request(for job: DeliveryJob) async -> DeliveryRequest? {
+            let recipients = job.recipients.compactMap { held[$0] }
+            guard let first = recipients.first,
+                let content = try? await store.content(of: job.messageID)
+            else { return nil }
+            return DeliveryRequest(
+                messageID: job.messageID, mailFrom: first.mailFrom, destination: job.destination.rawValue,
+                recipients: recipients, content: content, eightBitMIME: first.eightBitMIME, smtpUTF8: first.smtpUTF8)
+        }
+
+        mutating func finished(_ job: DeliveryJob, _ outcomes: [RecipientID: TransportOutcome]) async -> DeliveryScheduler.Actions {
+            let now = Date()
+            var final: [RecipientOutcome] = []
+            var results: [DeliveryAttemptResult] = []
+            for id in job.recipients {
+                let outcome = outcomes[id] ?? .deferred(reason: "no outcome from the transport", kind: .destination, details: [:])
+                switch outcome {
+                case .sent(let details):
+                    final.append(RecipientOutcome(recipientID: id, messageID: job.messageID, kind: .sent, at: now, details: details))
+                    results.append(DeliveryAttemptResult(recipient: id, outcome: .sent))
+                    held[id] = nil
+                case .failed(let details):
+                    final.append(RecipientOutcome(recipientID: id, messageID: job.messageID, kind: .failed, at: now, details: details))
+                    results.append(DeliveryAttemptResult(recipient: id, outcome: .failed))
+                    held[id] = nil
+                case .deferred(let reason, let kind, _):
+                    results.append(DeliveryAttemptResult(recipient: id, outcome: .deferred(reason: reason, kind: kind)))
+                }
+            }
+            await record(final)
+            return scheduler.attemptsFinished(results, now: now)
+        }
+
+        func record(_ outcomes: [RecipientOutcome]) async {
+            guard !outcomes.isEmpty else { return }
+            do {
+                try await store.record(outcomes)
+            } catch {
+                // Not stored: the lease expires and the recipients are tried again later.
+                logger.error("cannot store \(outcomes.count) delivery outcome(s): \(error)")
+            }
+        }
+
+        func renewLeases() async {
+            guard !held.isEmpty else { return }
+            let until = Date().addingTimeInterval(configuration.lease.seconds)
+            try? await store.renewLeases(Array(held.keys), node: configuration.node, leaseUntil: until)
+        }
+
+        func releaseAll() async {
+            try? await store.releaseLeases(Array(held.keys), node: configuration.node)
+        }
+
+        func waitDuration(until wakeUp: Date?) -> Duration {
+            guard let wakeUp else { return configuration.pollInterval }
+            let seconds = max(0, wakeUp.timeIntervalSinceNow)
+            return min(configuration.pollInterval, .milliseconds(Int64(seconds * 1000)))
+        }
+    }
+}
+
+extension Duration {
+    var seconds: TimeInterval {
+        let (seconds, attoseconds) = components
+        return TimeInterval(seconds) + TimeInterval(attoseconds) / 1e18
+    }
+}

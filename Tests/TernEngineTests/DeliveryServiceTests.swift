@@ -1,0 +1,75 @@
+import Foundation
+import Logging
+import Synchronization
+import Testing
+import TernCore
+import TernStoreSQLite
+@testable import TernEngine
+
+/// A transport that answers by the recipient's local part: `ok` sent, `bad` failed,
+/// `later` deferred on its first attempt and sent on the next. Records every attempt.
+final class ScriptedTransport: DeliveryTransport {
+    let attempts = Mutex<[String: Int]>([:])
+
+    func deliver(_ request: DeliveryRequest) async -> [RecipientID: TransportOutcome] {
+        var outcomes: [RecipientID: TransportOutcome] = [:]
+        for recipient in request.recipients {
+            let count = attempts.withLock { map -> Int in
+                map[recipient.address, default: 0] += 1
+                return map[recipient.address, default: 0]
+            }
+            let local = recipient.address.split(separator: "@").first.map(String.init) ?? ""
+            switch local {
+            case "ok": outcomes[recipient.id] = .sent(details: ["remote_host": "mx.test", "code": "250"])
+            case "bad": outcomes[recipient.id] = .failed(details: ["code": "550", "enhanced_code": "5.1.1", "bounce_class": "hard"])
+            case "later" where count == 1: outcomes[recipient.id] = .deferred(reason: "450 try later", kind: .recipient, details: [:])
+            case "later": outcomes[recipient.id] = .sent(details: ["code": "250"])
+            default: break  // no outcome: the service must treat it as a deferral
+            }
+        }
+        return outcomes
+    }
+}
+
+@Suite struct DeliveryServiceTests {
+    @Test func recordsSentFailedDeferredRetriedAndSuppressed() async throws {
+        let (folder, path) = try temporaryStorePath()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let store = try SQLiteStore(path: path)
+        try await store.addSuppression(Suppression(address: "Gone@Example.NET", reason: "test", createdAt: Date()))
+        let message = QueuedMessage(
+            id: .random(), messageIDHeader: "<d@t>", mailFrom: "from@example.com",
+            recipients: ["ok@example.net", "bad@example.net", "later@example.org", "gone@example.net"].map {
+                QueuedRecipient(id: .random(), address: $0)
+            },
+            content: Array("Subject: x\r\n\r\nbody\r\n".utf8), credential: nil, clientIP: nil, receivedAt: Date(),
+            eightBitMIME: false, smtpUTF8: false)
+        try await store.commit([message])
+
+        let transport = ScriptedTransport()
+        let configuration = DeliveryService.Configuration(
+            scheduler: DeliverySchedulerConfiguration(
+                activeLimit: 100, newMailReserve: 10,
+                retry: RetrySchedule(delays: [.milliseconds(300)], repeatingDelay: .seconds(1), jitter: 0)),
+            node: "test", pollInterval: .milliseconds(50))
+        let service = DeliveryService(store: store, transport: transport, configuration: configuration, logger: Logger(label: "test"))
+
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await service.run() }
+            let deadline = ContinuousClock.now + .seconds(20)
+            while ContinuousClock.now < deadline {
+                let counters = try await store.counters(in: .allTime)
+                if counters.sent == 2 && counters.failed == 1 { break }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            group.cancelAll()
+        }
+        #expect(try await store.counters(in: .allTime) == Counters(outbound: 4, sent: 2, failed: 1, deferred: 1))
+        let states = try #require(try await store.message(message.id)).recipients.map(\.state)
+        #expect(states == [.sent, .failed, .sent, .suppressed])
+        let attempts = transport.attempts.withLock { $0 }
+        #expect(attempts == ["ok@example.net": 1, "bad@example.net": 1, "later@example.org": 2])
+        #expect(try await store.queueEntries(limit: 10).isEmpty)
+        try await store.close()
+    }
+}
