@@ -94,7 +94,7 @@ let package = Package(
         .executableTarget(
             name: "tern",
             dependencies: [
-                "SMTPCore", "SMTPNIO", "TernCore", "TernStoreSQLite", "TernEngine", "TernHTTP",
+                "SMTPCore", "SMTPNIO", "TernCore", "TernDNS", "TernStoreSQLite", "TernEngine", "TernHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -148,6 +148,8 @@ public protocol DeliveryStore: Sendable {
     func renewLeases(_ recipients: [RecipientID], node: String, leaseUntil: Date) async throws
     /// Gives up claims without an outcome: the recipients are claimable again at once.
     func releaseLeases(_ recipients: [RecipientID], node: String) async throws
+    /// Gives up every claim `node` holds: at start-up, what a crashed run of the same node left.
+    func releaseLeases(heldBy node: String) async throws
 
     /// Stores outcomes in one transaction: an event each, and the recipient's new state
     /// (final, or queued again with its next attempt time); releases their leases.

@@ -54,6 +54,13 @@ extension SQLiteStore {
         }
     }
 
+    public func releaseLeases(heldBy node: String) async throws {
+        try await writer.write { db in
+            try db.execute(
+                sql: "UPDATE recipients SET lease_node = NULL, lease_until = NULL WHERE lease_node = ?", arguments: [node])
+        }
+    }
+
     public func record(_ outcomes: [RecipientOutcome]) async throws {
         guard !outcomes.isEmpty else { return }
         try await writer.write { db in try Self.record(outcomes, in: db) }

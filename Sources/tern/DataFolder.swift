@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import NIOSSL
+import TernCore
 import SwiftASN1
 import X509
 
@@ -76,6 +77,19 @@ struct DataFolder {
             issuerPrivateKey: Certificate.PrivateKey(key))
         try writeSecretFile(keyPath, contents: key.pemRepresentation + "\n")
         try (try certificate.serializeAsPEM().pemString + "\n").write(toFile: certificatePath, atomically: true, encoding: .utf8)
+    }
+
+    /// This node's name in delivery leases: made once and kept, so a restarted node can give
+    /// up what its crashed run held at once instead of waiting for the leases to expire.
+    func nodeID() throws -> String {
+        let path = (self.path as NSString).appendingPathComponent("node-id")
+        if let text = try? String(contentsOfFile: path, encoding: .utf8) {
+            let id = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            if !id.isEmpty { return id }
+        }
+        let id = "\(ProcessInfo.processInfo.hostName)-\(SecretGenerator.token(length: 8))"
+        try (id + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        return id
     }
 
     /// The signing secret for tokens (tracking, unsubscribe, VERP): 32 random bytes,

@@ -9,6 +9,7 @@ import SMTPCore
 import SMTPNIO
 import ServiceLifecycle
 import TernCore
+import TernDNS
 import TernEngine
 import TernHTTP
 import TernStoreSQLite
@@ -41,13 +42,28 @@ struct Serve: AsyncParsableCommand {
             credentials: credentials, committer: committer, hostname: configuration.hostname,
             logger: Logger(label: "tern.intake"))
 
-        let group = MultiThreadedEventLoopGroup.singleton
+        let eventLoops = MultiThreadedEventLoopGroup.singleton
         let smtp = SubmissionService(
             server: SMTPServer(
                 configuration: try configuration.smtpServerConfiguration(tlsContext: tlsContext),
-                backend: intake, group: group, logger: Logger(label: "tern.smtp")),
+                backend: intake, group: eventLoops, logger: Logger(label: "tern.smtp")),
             listeners: try configuration.submissionListeners(),
             logger: logger)
+
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: committer)]
+        if configuration.delivery.enabled {
+            let resolver = try configuration.dnsResolver(group: eventLoops)
+            let transport = SMTPTransport(
+                configuration: try configuration.transportConfiguration(), resolver: resolver, group: eventLoops,
+                logger: Logger(label: "tern.delivery"))
+            let delivery = DeliveryService(
+                store: store, transport: transport,
+                configuration: try configuration.deliveryConfiguration(node: try folder.nodeID()),
+                logger: Logger(label: "tern.delivery"))
+            services.append(.init(service: delivery))
+        } else {
+            logger.notice("delivery is disabled (delivery.enabled: false): mail is queued, not sent")
+        }
 
         let httpAddress = try ListenAddress(configuration.http.listen, key: "http.listen")
         let api = TernAPI(store: store, credentials: credentials)
@@ -61,18 +77,15 @@ struct Serve: AsyncParsableCommand {
             logger: Logger(label: "tern.http"))
 
         // Shut down in reverse order: SMTP first (sessions in DATA finish and are committed),
-        // then HTTP, then the committer drains what is pending.
-        let services = ServiceGroup(
+        // then HTTP, then delivery (releasing its claims), then the committer drains what is pending.
+        services += [.init(service: http), .init(service: smtp)]
+        let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: [
-                    .init(service: committer),
-                    .init(service: http),
-                    .init(service: smtp),
-                ],
+                services: services,
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         do {
-            try await services.run()
+            try await group.run()
         } catch {
             try? await store.close()
             throw error
@@ -121,5 +134,67 @@ extension TernConfiguration {
         return SMTPServerConfiguration(
             hostname: hostname, limits: serverLimits, tlsContext: tlsContext,
             allowInsecureAuth: submission.allowInsecureAuth, requireIdentity: true, offerAuth: true)
+    }
+}
+
+extension TernConfiguration {
+    func dnsResolver(group: any EventLoopGroup) throws -> DNSResolver {
+        var resolverConfiguration = DNSResolver.Configuration()
+        if !delivery.dnsServers.isEmpty {
+            guard let configured = DNSResolver.Configuration(servers: delivery.dnsServers) else {
+                throw ConfigurationError(
+                    description: "'delivery.dns_servers' must list host:port name servers, got \(delivery.dnsServers)")
+            }
+            resolverConfiguration = configured
+        }
+        return DNSResolver(
+            configuration: resolverConfiguration, eventLoopGroup: group, logger: Logger(label: "tern.dns"),
+            now: { ContinuousClock.now })
+    }
+
+    func transportConfiguration() throws -> SMTPTransport.Configuration {
+        var routes: [String: DeliveryRoute] = [:]
+        for (domain, value) in delivery.routes {
+            routes[domain.lowercased()] = try DeliveryRoute(parsing: value, key: "delivery.routes.\(domain)")
+        }
+        return SMTPTransport.Configuration(
+            heloName: delivery.heloName ?? hostname, smtpPort: delivery.smtpPort, routes: routes,
+            connectTimeout: .seconds(delivery.connectTimeout ?? 30))
+    }
+
+    func deliveryConfiguration(node: String) throws -> DeliveryService.Configuration {
+        var retry = RetrySchedule()
+        if let schedule = delivery.retrySchedule, let last = schedule.last {
+            retry.delays = schedule.dropLast().map { .seconds($0) }
+            retry.repeatingDelay = .seconds(last)
+        }
+        if let maxAge = delivery.maxAge { retry.maximumAge = .seconds(maxAge) }
+        var concurrency = DestinationConcurrencyPolicy()
+        if let initial = delivery.initialConcurrency { concurrency.initial = initial }
+        if let maximum = delivery.maxConcurrency { concurrency.maximum = maximum }
+        guard concurrency.initial <= concurrency.maximum else {
+            throw ConfigurationError(description: "'delivery.initial_concurrency' must not be above 'delivery.max_concurrency'")
+        }
+        var configuration = DeliveryService.Configuration(
+            scheduler: DeliverySchedulerConfiguration(retry: retry, concurrency: concurrency), node: node)
+        if let lease = delivery.lease { configuration.lease = .seconds(lease) }
+        return configuration
+    }
+}
+
+extension DeliveryRoute {
+    /// `host:port`, optionally followed by ` tls=opportunistic|required|verify`.
+    init(parsing text: String, key: String) throws {
+        let words = text.split(separator: " ", omittingEmptySubsequences: true)
+        guard let first = words.first else { throw ConfigurationError(description: "'\(key)' is empty") }
+        let address = try ListenAddress(String(first), key: key)
+        var tls = DeliveryRoute.TLS.opportunistic
+        for word in words.dropFirst() {
+            guard word.hasPrefix("tls="), let value = DeliveryRoute.TLS(rawValue: String(word.dropFirst(4))) else {
+                throw ConfigurationError(description: "'\(key)': unknown option '\(word)' (tls=opportunistic, tls=required or tls=verify)")
+            }
+            tls = value
+        }
+        self.init(host: address.host, port: address.port, tls: tls)
     }
 }

@@ -56,7 +56,7 @@ import Testing
 
     @Test func countersFromEventCounts() {
         let counters = Counters(eventCounts: [.outbound: 3, .sent: 2, .deferred: 7, .complaint: 1, .open: 4])
-        #expect(counters == Counters(outbound: 3, sent: 2, complaints: 1, opens: 4))
+        #expect(counters == Counters(outbound: 3, sent: 2, deferred: 7, complaints: 1, opens: 4))
         #expect(counters.values.map(\.name) == Counters.names)
     }
 }

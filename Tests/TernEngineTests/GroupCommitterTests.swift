@@ -40,6 +40,7 @@ final class RecordingStore: Store {
     func releaseLeases(_ recipients: [RecipientID], node: String) async throws {
         try await inner.releaseLeases(recipients, node: node)
     }
+    func releaseLeases(heldBy node: String) async throws { try await inner.releaseLeases(heldBy: node) }
     func content(of message: MessageID) async throws -> [UInt8]? { try await inner.content(of: message) }
     func queueEntries(limit: Int) async throws -> [QueueEntry] { try await inner.queueEntries(limit: limit) }
     func retryNow(_ id: Int64, now: Date) async throws -> Int { try await inner.retryNow(id, now: now) }

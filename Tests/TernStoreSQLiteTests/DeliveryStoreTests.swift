@@ -39,6 +39,9 @@ import TernStoreSQLite
             // Released by its holder: claimable at once.
             try await store.releaseLeases([claimed[0].id], node: "b")
             #expect(try await store.claimDueRecipients(now: t0.addingTimeInterval(602), limit: 10, node: "c", leaseUntil: t0.addingTimeInterval(900)).map(\.id) == [claimed[0].id])
+            // A restarted node gives up everything its previous run held.
+            try await store.releaseLeases(heldBy: "c")
+            #expect(try await store.claimDueRecipients(now: t0.addingTimeInterval(603), limit: 10, node: "d", leaseUntil: t0.addingTimeInterval(900)).map(\.id) == [claimed[0].id])
         }
     }
 

@@ -48,6 +48,8 @@ public struct DeliveryService: Service {
     }
 
     public func run() async throws {
+        // Whatever an earlier run of this node held when it died is free again.
+        try await store.releaseLeases(heldBy: configuration.node)
         await cancelWhenGracefulShutdown {
             await withTaskGroup(of: Event.self) { group in
                 var loop = Loop(store: store, configuration: configuration, logger: logger)

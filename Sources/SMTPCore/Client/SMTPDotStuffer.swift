@@ -1,0 +1,69 @@
+public import NIOCore
+
+/// Prepares message content for DATA: doubles a period at the start of a line and ends the
+/// content with `CRLF.CRLF`. Works on chunks, so content can stream.
+///
+/// A line starts after every LF, with or without CR before it, so that content with a bare LF
+/// can never end the data early at a server that reads bare LF as a line end (SMTP smuggling).
+/// - SeeAlso: RFC 5321 §4.5.2, §4.1.1.4
+public struct SMTPDotStuffer: Sendable, Hashable {
+    private var atLineStart = true
+    private var lastTwo: (UInt8, UInt8) = (UInt8(ascii: "\r"), UInt8(ascii: "\n"))
+    private var wroteAnything = false
+
+    public init() {}
+
+    public static func == (lhs: Self, rhs: Self) -> Bool {
+        lhs.atLineStart == rhs.atLineStart && lhs.lastTwo == rhs.lastTwo && lhs.wroteAnything == rhs.wroteAnything
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(atLineStart)
+        hasher.combine(lastTwo.0)
+        hasher.combine(lastTwo.1)
+        hasher.combine(wroteAnything)
+    }
+
+    /// Appends `chunk`, dot-stuffed, to `output`.
+    public mutating func stuff(_ chunk: ByteBuffer, into output: inout ByteBuffer) {
+        let view = chunk.readableBytesView
+        guard !view.isEmpty else { return }
+        output.reserveCapacity(minimumWritableBytes: view.count + 16)
+        var runStart = view.startIndex
+        var index = view.startIndex
+        while index < view.endIndex {
+            let byte = view[index]
+            if atLineStart && byte == UInt8(ascii: ".") {
+                output.writeBytes(view[runStart..<index])
+                output.writeInteger(UInt8(ascii: "."))
+                runStart = index
+            }
+            atLineStart = byte == UInt8(ascii: "\n")
+            index += 1
+        }
+        output.writeBytes(view[runStart..<view.endIndex])
+        if view.count >= 2 {
+            lastTwo = (view[view.endIndex - 2], view[view.endIndex - 1])
+        } else {
+            lastTwo = (lastTwo.1, view[view.startIndex])
+        }
+        wroteAnything = true
+    }
+
+    /// Writes the end of the data: a CRLF when the content did not end with one, then `.CRLF`.
+    public func finish(into output: inout ByteBuffer) {
+        if wroteAnything && lastTwo != (UInt8(ascii: "\r"), UInt8(ascii: "\n")) {
+            output.writeStaticString("\r\n")
+        }
+        output.writeStaticString(".\r\n")
+    }
+
+    /// The whole content, dot-stuffed and terminated.
+    public static func stuffed(_ content: ByteBuffer) -> ByteBuffer {
+        var stuffer = SMTPDotStuffer()
+        var output = ByteBuffer()
+        stuffer.stuff(content, into: &output)
+        stuffer.finish(into: &output)
+        return output
+    }
+}

@@ -1,0 +1,213 @@
+public import Logging
+public import NIOCore
+import NIOPosix
+public import SMTPCore
+import Synchronization
+
+/// An SMTP client session with one server: connect, send any number of messages, quit.
+///
+/// `connect` returns once the greeting, EHLO (or HELO) and, per policy, STARTTLS are done.
+/// `send` runs one transaction and returns one outcome per recipient; it throws only when the
+/// message could not be started (the session is closed or busy: nothing was sent, so another
+/// connection may take it) or when the content itself could not be read. An idle session sends
+/// QUIT after `SMTPClientTimeouts.idle`.
+/// - SeeAlso: RFC 5321 §3, RFC 2920, RFC 3207
+public final class SMTPClientConnection: Sendable {
+    /// Time allowed for the TCP connection.
+    public static let defaultConnectTimeout = Duration.seconds(30)
+    /// Content is written in pieces of at most this many octets.
+    public static let defaultContentWriteSize = 64 * 1024
+
+    /// The host name outcomes carry (the MX name or the route's host).
+    public let remoteHost: String
+    /// What the server advertised in its last EHLO reply (after STARTTLS when TLS is used).
+    public let capabilities: SMTPServerCapabilities
+    /// The session runs over TLS.
+    public let tlsActive: Bool
+    private let channel: any Channel
+    private let handler: NIOLoopBound<SMTPClientHandler>
+
+    private init(remoteHost: String, capabilities: SMTPServerCapabilities, tlsActive: Bool, channel: any Channel, handler: NIOLoopBound<SMTPClientHandler>) {
+        self.remoteHost = remoteHost
+        self.capabilities = capabilities
+        self.tlsActive = tlsActive
+        self.channel = channel
+        self.handler = handler
+    }
+
+    /// Connects to `host:port` (a name is resolved by the system resolver).
+    public static func connect(
+        host: String,
+        port: Int,
+        configuration: SMTPClientConfiguration,
+        tls: SMTPClientTLS? = nil,
+        group: any EventLoopGroup,
+        connectTimeout: Duration = defaultConnectTimeout,
+        logger: Logger
+    ) async throws(SMTPClientError) -> SMTPClientConnection {
+        let address: SocketAddress
+        do {
+            address = try SocketAddress.makeAddressResolvingHost(host, port: port)
+        } catch {
+            throw SMTPClientError(.connectionClosed, reply: Self.noAnswer("Cannot resolve \(host): \(error)"), isRemoteReply: false)
+        }
+        return try await connect(to: address, remoteHost: host, configuration: configuration, tls: tls, group: group, connectTimeout: connectTimeout, logger: logger)
+    }
+
+    /// Connects to `address`; `remoteHost` is the name recorded in outcomes and checked against
+    /// the certificate when the TLS context verifies.
+    public static func connect(
+        to address: SocketAddress,
+        remoteHost: String,
+        configuration: SMTPClientConfiguration,
+        tls: SMTPClientTLS? = nil,
+        group: any EventLoopGroup,
+        connectTimeout: Duration = defaultConnectTimeout,
+        logger: Logger
+    ) async throws(SMTPClientError) -> SMTPClientConnection {
+        var configuration = configuration
+        if tls == nil && configuration.tlsPolicy == .opportunistic {
+            configuration.tlsPolicy = .disabled
+        }
+        var logger = logger
+        logger[metadataKey: "smtp.server"] = "\(remoteHost) \(address)"
+        let machine = SMTPClientStateMachine(configuration: configuration, remoteHost: remoteHost)
+        let sessionLogger = logger
+        // The handler is kept from the initializer: the session may end (and the pipeline be
+        // torn down) before `connect` returns, e.g. after a 421 greeting.
+        let installed = Mutex<(NIOLoopBound<SMTPClientHandler>, EventLoopFuture<SMTPServerCapabilities>)?>(nil)
+        let channel: any Channel
+        do {
+            channel = try await ClientBootstrap(group: group)
+                .connectTimeout(TimeAmount(connectTimeout))
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        let handler = SMTPClientHandler(machine: machine, tls: tls, eventLoop: channel.eventLoop, logger: sessionLogger)
+                        try channel.pipeline.syncOperations.addHandler(handler)
+                        let bound = NIOLoopBound(handler, eventLoop: channel.eventLoop)
+                        let ready = handler.ready
+                        installed.withLock { $0 = (bound, ready) }
+                    }
+                }
+                .connect(to: address)
+                .get()
+        } catch {
+            throw SMTPClientError(.connectionClosed, reply: Self.noAnswer("Cannot connect to \(remoteHost) (\(address)): \(error)"), isRemoteReply: false)
+        }
+        guard let started = installed.withLock({ $0 }) else {
+            channel.close(promise: nil)
+            throw SMTPClientError(.connectionClosed, reply: Self.noAnswer("Connection to \(remoteHost) closed at once"), isRemoteReply: false)
+        }
+        do {
+            let capabilities = try await started.1.get()
+            let tlsActive = try await channel.eventLoop.submit { started.0.value.tlsActive }.get()
+            logger.debug("SMTP session ready", metadata: ["smtp.tls": "\(tlsActive)"])
+            return SMTPClientConnection(remoteHost: remoteHost, capabilities: capabilities, tlsActive: tlsActive, channel: channel, handler: started.0)
+        } catch let error as SMTPClientError {
+            _ = try? await channel.closeFuture.get()
+            throw error
+        } catch {
+            channel.close(promise: nil)
+            throw SMTPClientError(.connectionClosed, reply: Self.noAnswer("Connection to \(remoteHost) failed: \(error)"), isRemoteReply: false)
+        }
+    }
+
+    /// The connection is still open (it may still be closed by the server at any moment).
+    public var isOpen: Bool { channel.isActive }
+
+    /// Sends one message and returns one outcome per recipient, in envelope order.
+    ///
+    /// The content is dot-stuffed as it is written (RFC 5321 §4.5.2). Calls must not overlap.
+    public func send(_ message: SMTPOutgoingMessage) async throws -> [SMTPDeliveryOutcome] {
+        let handler = self.handler
+        let envelope = message.envelope
+        let (contentRequested, completed) = try await channel.eventLoop.submit {
+            try handler.value.startMessage(envelope)
+        }.get()
+        if try await contentRequested.get() {
+            do {
+                switch message.content {
+                case .buffer(let buffer):
+                    try await writeContent(CollectionOfOne(buffer).async)
+                case .chunks(let chunks):
+                    try await writeContent(chunks)
+                }
+            } catch let error as ContentSourceError {
+                channel.eventLoop.execute { handler.value.abortContent() }
+                _ = try? await completed.get()
+                throw error.underlying
+            } catch {
+                // The connection broke; the outcomes say so.
+            }
+        }
+        return try await completed.get()
+    }
+
+    /// Ends the session with QUIT and waits for the connection to close.
+    public func quit() async {
+        let handler = self.handler
+        guard channel.isActive else { return }
+        _ = try? await channel.eventLoop.flatSubmit { handler.value.quit() }.get()
+    }
+
+    /// Closes the connection without QUIT.
+    public func close() async {
+        _ = try? await channel.close()
+    }
+
+    private struct ContentSourceError: Error {
+        var underlying: any Error
+    }
+
+    private func writeContent<Chunks: AsyncSequence>(_ chunks: Chunks) async throws where Chunks.Element == ByteBuffer {
+        let handler = self.handler
+        let eventLoop = channel.eventLoop
+        var stuffer = SMTPDotStuffer()
+        var iterator = chunks.makeAsyncIterator()
+        while true {
+            let next: ByteBuffer?
+            do {
+                next = try await iterator.next()
+            } catch {
+                throw ContentSourceError(underlying: error)
+            }
+            guard var chunk = next else { break }
+            while chunk.readableBytes > 0 {
+                let piece = chunk.readSlice(length: min(chunk.readableBytes, Self.defaultContentWriteSize)) ?? ByteBuffer()
+                var stuffed = ByteBuffer()
+                stuffer.stuff(piece, into: &stuffed)
+                let output = stuffed
+                try await eventLoop.flatSubmit { handler.value.writeContent(output, isEnd: false) }.get()
+            }
+        }
+        var terminator = ByteBuffer()
+        stuffer.finish(into: &terminator)
+        let end = terminator
+        try await eventLoop.flatSubmit { handler.value.writeContent(end, isEnd: true) }.get()
+    }
+
+    private static func noAnswer(_ text: String) -> SMTPReply {
+        SMTPReply(code: 421, EnhancedStatusCode(class: 4, subject: 4, detail: 1), text)
+    }
+}
+
+/// One buffer as an async sequence.
+private struct SingleBufferSequence: AsyncSequence, Sendable {
+    typealias Element = ByteBuffer
+    var buffer: ByteBuffer?
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        var buffer: ByteBuffer?
+        mutating func next() async throws -> ByteBuffer? {
+            defer { buffer = nil }
+            return buffer
+        }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(buffer: buffer) }
+}
+
+extension CollectionOfOne where Element == ByteBuffer {
+    fileprivate var async: SingleBufferSequence { SingleBufferSequence(buffer: first) }
+}

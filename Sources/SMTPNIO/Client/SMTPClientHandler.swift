@@ -1,0 +1,255 @@
+import Logging
+import NIOCore
+import NIOSSL
+import SMTPCore
+
+/// Runs one `SMTPClientStateMachine` on one channel: reads replies, performs the machine's
+/// actions, keeps one timer armed with the machine's `pendingTimeout`, and starts TLS.
+///
+/// All methods run on the channel's event loop.
+final class SMTPClientHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private var machine: SMTPClientStateMachine
+    private var decoder: SMTPReplyDecoder
+    private var input = ByteBuffer()
+    private let tls: SMTPClientTLS?
+    private let logger: Logger
+    private var context: ChannelHandlerContext?
+    private var timer: Scheduled<Void>?
+    /// From `.startTLS` until the first reply over TLS: an error now is a failed handshake.
+    private var handshaking = false
+
+    private let readyPromise: EventLoopPromise<SMTPServerCapabilities>
+    private var readyPending = true
+    private var contentRequest: EventLoopPromise<Bool>?
+    private var completion: EventLoopPromise<[SMTPDeliveryOutcome]>?
+
+    init(machine: SMTPClientStateMachine, tls: SMTPClientTLS?, eventLoop: any EventLoop, logger: Logger) {
+        self.machine = machine
+        self.decoder = SMTPReplyDecoder(
+            maxLineLength: machine.configuration.maxReplyLineLength,
+            maxLines: machine.configuration.maxReplyLines
+        )
+        self.tls = tls
+        self.logger = logger
+        self.readyPromise = eventLoop.makePromise()
+    }
+
+    var ready: EventLoopFuture<SMTPServerCapabilities> { readyPromise.futureResult }
+    var tlsActive: Bool { machine.tlsActive }
+
+    // MARK: Channel events
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        if context.channel.isActive { start(context: context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        start(context: context)
+        context.fireChannelActive()
+    }
+
+    private func start(context: ChannelHandlerContext) {
+        guard !started else { return }
+        started = true
+        perform(machine.connectionEstablished())
+    }
+
+    private var started = false
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var bytes = unwrapInboundIn(data)
+        input.writeBuffer(&bytes)
+        decodeReplies()
+    }
+
+    private func decodeReplies() {
+        while !machine.isClosed {
+            let reply: SMTPReply?
+            do {
+                reply = try decoder.decode(buffer: &input)
+            } catch {
+                logger.notice("Bad reply from SMTP server", metadata: ["smtp.error": "\(error)"])
+                input.clear()
+                perform(machine.protocolError("\(error)"))
+                return
+            }
+            guard let reply else { break }
+            handshaking = false
+            logger.trace("SMTP reply", metadata: ["smtp.reply": "\(reply.code) \(reply.text)"])
+            perform(machine.replyReceived(reply))
+        }
+        input.discardReadBytes()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
+        perform(machine.connectionClosed())
+        let closed = SMTPClientError(
+            .connectionClosed,
+            reply: SMTPReply(code: 421, EnhancedStatusCode(class: 4, subject: 4, detail: 2), "Connection to \(machine.remoteHost) closed"),
+            isRemoteReply: false
+        )
+        if readyPending {
+            readyPending = false
+            readyPromise.fail(closed)
+        }
+        contentRequest?.succeed(false)
+        contentRequest = nil
+        completion?.fail(closed)
+        completion = nil
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if handshaking {
+            handshaking = false
+            logger.notice("TLS handshake with SMTP server failed", metadata: ["smtp.error": "\(error)"])
+            perform(machine.tlsFailed("\(error)"))
+        } else {
+            logger.debug("SMTP client connection error", metadata: ["smtp.error": "\(error)"])
+            context.close(promise: nil)
+        }
+    }
+
+    // MARK: Requests from SMTPClientConnection
+
+    /// Starts a transaction. The first future says whether content is wanted (354), the second
+    /// brings the outcomes.
+    func startMessage(_ envelope: SMTPOutgoingEnvelope) throws(SMTPClientError) -> (EventLoopFuture<Bool>, EventLoopFuture<[SMTPDeliveryOutcome]>) {
+        guard let context, machine.isReadyForMessage, completion == nil else {
+            throw SMTPClientError(
+                .notReady,
+                reply: SMTPReply(code: 421, EnhancedStatusCode(class: 4, subject: 4, detail: 2), "Connection to \(machine.remoteHost) is not ready for a message"),
+                isRemoteReply: false
+            )
+        }
+        let contentRequest = context.eventLoop.makePromise(of: Bool.self)
+        let completion = context.eventLoop.makePromise(of: [SMTPDeliveryOutcome].self)
+        self.contentRequest = contentRequest
+        self.completion = completion
+        perform(machine.startTransaction(envelope))
+        return (contentRequest.futureResult, completion.futureResult)
+    }
+
+    /// Writes a piece of dot-stuffed content; each completed write restarts the data-block timer.
+    ///
+    /// With `isEnd` (the piece holding `.CRLF`), the machine learns at once that the content is
+    /// complete: the server's reply may arrive before the write's promise completes.
+    func writeContent(_ buffer: ByteBuffer, isEnd: Bool) -> EventLoopFuture<Void> {
+        guard let context, context.channel.isActive else {
+            return (self.context?.eventLoop ?? readyPromise.futureResult.eventLoop).makeFailedFuture(ChannelError.ioOnClosedChannel)
+        }
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(wrapOutboundOut(buffer), promise: promise)
+        if isEnd {
+            perform(machine.contentSent())
+            return promise.futureResult
+        }
+        return promise.futureResult.assumeIsolated().map { self.armTimer() }.nonisolated()
+    }
+
+    /// The content could not be read: the message cannot end properly, so the connection is dropped.
+    func abortContent() {
+        context?.close(promise: nil)
+    }
+
+    func quit() -> EventLoopFuture<Void> {
+        guard let context else { return readyPromise.futureResult.eventLoop.makeSucceededVoidFuture() }
+        perform(machine.quit())
+        return context.channel.closeFuture
+    }
+
+    // MARK: Actions
+
+    private func perform(_ action: SMTPClientStateMachine.Action) {
+        guard let context else { return }
+        switch action {
+        case .wait:
+            break
+        case .sendCommands(let commands):
+            var buffer = context.channel.allocator.buffer(capacity: 64 * commands.count)
+            for command in commands {
+                buffer.writeSMTPCommand(command)
+                logger.trace("SMTP command", metadata: ["smtp.command": "\(command.verb)"])
+            }
+            context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+        case .startTLS:
+            startTLS(context: context)
+        case .sendContent:
+            contentRequest?.succeed(true)
+            contentRequest = nil
+        case .sendEndOfDataOnly:
+            context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: ".\r\n")), promise: nil)
+        case .sessionReady(let capabilities):
+            if readyPending {
+                readyPending = false
+                readyPromise.succeed(capabilities)
+            }
+        case .sessionFailed(let error, let sendQuit):
+            logger.debug("SMTP session failed", metadata: ["smtp.error": "\(error)"])
+            if readyPending {
+                readyPending = false
+                readyPromise.fail(error)
+            }
+            if sendQuit {
+                var buffer = context.channel.allocator.buffer(capacity: 8)
+                buffer.writeSMTPCommand(.quit)
+                context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+            } else {
+                context.close(promise: nil)
+            }
+        case .deliveryCompleted(let outcomes, let closeConnection):
+            contentRequest?.succeed(false)
+            contentRequest = nil
+            completion?.succeed(outcomes)
+            completion = nil
+            if closeConnection { context.close(promise: nil) }
+        case .closeConnection:
+            context.close(promise: nil)
+        }
+        armTimer()
+    }
+
+    /// RFC 3207 §4.2: TLS starts right after the 220; anything the server sent after it is
+    /// discarded unread (it could be injected before the handshake), and the session is dropped.
+    private func startTLS(context: ChannelHandlerContext) {
+        guard let tls else {
+            perform(machine.tlsFailed("no TLS configuration"))
+            return
+        }
+        guard input.readableBytes == 0 else {
+            input.clear()
+            perform(machine.tlsFailed("server sent data after its 220 to STARTTLS"))
+            return
+        }
+        do {
+            let name = machine.remoteHost
+            let serverHostname = name.isEmpty || name.contains(":") || name.allSatisfy({ $0.isNumber || $0 == "." }) ? nil : name
+            let handler = try NIOSSLClientHandler(context: tls.context, serverHostname: serverHostname)
+            try context.pipeline.syncOperations.addHandler(handler, position: .first)
+        } catch {
+            perform(machine.tlsFailed("\(error)"))
+            return
+        }
+        // The TLS handler holds the EHLO until the handshake is done; a failed handshake
+        // arrives in `errorCaught` before any reply.
+        handshaking = true
+        perform(machine.tlsEstablished())
+    }
+
+    private func armTimer() {
+        timer?.cancel()
+        timer = nil
+        guard let context, let timeout = machine.pendingTimeout else { return }
+        timer = context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(timeout)) {
+            self.timer = nil
+            self.logger.debug("SMTP client timeout")
+            self.perform(self.machine.timeoutFired())
+        }
+    }
+}
