@@ -95,7 +95,9 @@ def to_yaml(d: dict, indent: int = 0) -> str:
     """Block-style YAML for nested dicts / lists of scalars (enough for tern.yaml)."""
     pad = "  " * indent
     out = []
-    for k, v in d.items():
+    for key, v in d.items():
+        # Route keys such as "*" must be quoted (a bare * is a YAML alias).
+        k = key if re.fullmatch(r"[A-Za-z0-9_.-]+", key) else json.dumps(key)
         if isinstance(v, dict):
             out.append(f"{pad}{k}:\n{to_yaml(v, indent + 1)}")
         elif isinstance(v, list):
@@ -473,6 +475,9 @@ class TernServer:
                 "listen": f"{LOOPBACK}:{self.http_port}",
                 "public_url": f"http://{LOOPBACK}:{self.http_port}",
             },
+            # Tests never deliver to a real MX: delivery is off unless a test turns it on
+            # with routes or name servers of its own on loopback.
+            "delivery": {"enabled": False, "dns_servers": [f"{LOOPBACK}:9"]},
         }
         return deep_merge(base, self.overrides)
 

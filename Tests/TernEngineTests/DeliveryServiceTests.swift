@@ -73,3 +73,25 @@ final class ScriptedTransport: DeliveryTransport {
         try await store.close()
     }
 }
+
+@Suite struct SMTPTransportTests {
+    @Test(arguments: [
+        ("5.1.1 <a@b>: user unknown", "5.1.1"),
+        ("4.2.0 greylisted", "4.2.0"),
+        ("5.7.1", "5.7.1"),
+        ("user unknown", nil),
+        ("5.1 nope", nil),
+        ("3.1.1 wrong class", nil),
+        ("5.x.1 bad", nil),
+        ("5.1.1234 too long", nil),
+        ("", nil),
+    ] as [(String, String?)])
+    func leadingEnhancedCode(text: String, expected: String?) {
+        #expect(SMTPTransport.leadingEnhancedCode(text) == expected)
+    }
+
+    @Test(arguments: [("5.1.1", "hard"), ("5.1.10", "hard"), ("5.2.2", "soft"), ("5.7.1", "soft"), ("4.1.1", "soft"), (nil, "soft")] as [(String?, String)])
+    func bounceClass(code: String?, expected: String) {
+        #expect(TransportOutcome.bounceClass(enhancedCode: code) == expected)
+    }
+}

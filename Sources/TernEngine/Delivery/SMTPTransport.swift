@@ -183,7 +183,9 @@ public struct SMTPTransport: DeliveryTransport {
                 "tls": outcome.tlsUsed ? "true" : "false", "stage": "\(outcome.stage)",
                 "remote_reply": outcome.isRemoteReply ? "true" : "false",
             ]
-            if let enhanced = outcome.enhancedStatusCode { details["enhanced_code"] = enhanced.description }
+            if let enhanced = outcome.enhancedStatusCode?.description ?? Self.leadingEnhancedCode(outcome.text) {
+                details["enhanced_code"] = enhanced
+            }
             switch outcome.status {
             case .sent:
                 result[recipient.id] = .sent(details: details)
@@ -196,6 +198,18 @@ public struct SMTPTransport: DeliveryTransport {
             }
         }
         return result
+    }
+
+    /// Many servers start their text with an RFC 3463 code without advertising
+    /// ENHANCEDSTATUSCODES (`550 5.1.1 user unknown`): take it when it is well formed.
+    static func leadingEnhancedCode(_ text: String) -> String? {
+        guard let word = text.split(separator: " ", maxSplits: 1).first else { return nil }
+        let parts = word.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 3, ["2", "4", "5"].contains(parts[0]),
+            parts[1].count <= 3, parts[2].count <= 3,
+            parts.dropFirst().allSatisfy({ !$0.isEmpty && $0.allSatisfy(\.isNumber) })
+        else { return nil }
+        return String(word)
     }
 
     static func all(_ request: DeliveryRequest, _ outcome: TransportOutcome) -> [RecipientID: TransportOutcome] {
