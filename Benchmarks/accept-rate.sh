@@ -5,8 +5,7 @@
 #   smtp-source --> tern serve 127.0.0.1:$TERN_PORT   (IP credential for 127.0.0.0/8)
 #   smtp-source --> Postfix    127.0.0.1:2525 --> smtp-sink 127.0.0.1:2526
 #
-# Tern does not deliver yet, so only the *accepted* rate is meaningful for it:
-# its runs pass a short -S so smtp-load.sh stops waiting for the sink quickly.
+# Both relay everything to the same smtp-sink, so accepted and end-to-end rates compare.
 # Tern's RSS is sampled every second over its runs (start / peak / end).
 #
 # Usage (as root, for the Postfix half):  Benchmarks/accept-rate.sh
@@ -74,6 +73,10 @@ smtp:
 http:
   listen: "127.0.0.1:$((TERN_PORT + 3))"
   public_url: "http://127.0.0.1:$((TERN_PORT + 3))"
+delivery:
+  routes:
+    "*": "127.0.0.1:$SINK_PORT"
+  retry_schedule: [1]
 YAML
 
 # The IP credential first: a running server re-reads credentials only every few seconds.
@@ -93,12 +96,13 @@ rss_kb() { awk '/^VmRSS:/{print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 SAMPLER_PID=$!
 
 summary_rate() { sed -n 's/.*median accepted=\([0-9.]*\) msg\/s.*/\1/p' "$1" | tail -1; }
+summary_e2e() { sed -n 's/.*median end-to-end=\([0-9.]*\) msg\/s.*/\1/p' "$1" | tail -1; }
 
 log "load: Tern (count=$COUNT sessions=$SESSIONS size=$SIZE runs=$RUNS)"
-# Tern does not deliver yet: the sink never fills, -S 2 ends each run soon after smtp-source.
-bash "$BENCH/smtp-load.sh" -n "$COUNT" -c "$SESSIONS" -l "$SIZE" -r "$RUNS" -S 2 -T 600 \
+bash "$BENCH/smtp-load.sh" -n "$COUNT" -c "$SESSIONS" -l "$SIZE" -r "$RUNS" -T 600 \
   "127.0.0.1:$TERN_PORT" "$SINK_PORT" | tee "$WORK/tern.out" >&2 || true
 TERN_RATE=$(summary_rate "$WORK/tern.out")
+TERN_E2E=$(summary_e2e "$WORK/tern.out")
 sleep 1
 kill "$SAMPLER_PID" 2>/dev/null; wait "$SAMPLER_PID" 2>/dev/null || true; SAMPLER_PID=""
 read -r RSS_START RSS_PEAK RSS_END < <(awk 'NR==1{s=$2} {if($2>p)p=$2; e=$2} END{printf "%d %d %d\n", s/1024, p/1024, e/1024}' "$WORK/rss.txt")
@@ -106,7 +110,7 @@ STORED=$(sqlite3 "file:$WORK/data/tern.sqlite?mode=ro" 'SELECT count(*) FROM mes
 kill -TERM "$TERN_PID"; wait "$TERN_PID" 2>/dev/null || true; TERN_PID=""
 
 # ---------------------------------------------------------------- Postfix baseline
-PF_RATE=""
+PF_RATE="" PF_E2E=""
 if [ "${SKIP_POSTFIX:-0}" != 1 ]; then
   [ "$(id -u)" -eq 0 ] || die "the Postfix baseline needs root (or SKIP_POSTFIX=1)"
   log "load: Postfix (stock, loopback relay to smtp-sink)"
@@ -116,13 +120,15 @@ if [ "${SKIP_POSTFIX:-0}" != 1 ]; then
   bash "$BENCH/postfix-baseline.sh" purge || true
   bash "$BENCH/postfix-baseline.sh" stop
   PF_RATE=$(summary_rate "$WORK/postfix.out")
+  PF_E2E=$(summary_e2e "$WORK/postfix.out")
 fi
 
 echo
-echo "accepted msg/s (median of $RUNS, $COUNT x ${SIZE}B, $SESSIONS sessions, $(nproc) cores):"
-echo "  tern:    ${TERN_RATE:-?}   (stored messages: $STORED; RSS MiB start/peak/end: $RSS_START/$RSS_PEAK/$RSS_END)"
+echo "msg/s (median of $RUNS, $COUNT x ${SIZE}B, $SESSIONS sessions, $(nproc) cores), accepted / end to end at smtp-sink:"
+echo "  tern:    ${TERN_RATE:-?} / ${TERN_E2E:-?}   (stored messages: $STORED; RSS MiB start/peak/end: $RSS_START/$RSS_PEAK/$RSS_END)"
 if [ -n "$PF_RATE" ]; then
-  echo "  postfix: ${PF_RATE}"
-  awk -v t="${TERN_RATE:-0}" -v p="$PF_RATE" 'BEGIN{ if (p > 0) printf "  ratio tern/postfix: %.2f\n", t/p }'
-  echo "  (Tern does not deliver yet; Postfix relays to the sink while it accepts, on the same cores)"
+  echo "  postfix: ${PF_RATE} / ${PF_E2E:-?}"
+  awk -v t="${TERN_RATE:-0}" -v p="$PF_RATE" -v te="${TERN_E2E:-0}" -v pe="${PF_E2E:-0}" 'BEGIN{
+    if (p > 0) printf "  ratio tern/postfix accepted: %.2f\n", t/p
+    if (pe > 0) printf "  ratio tern/postfix end to end: %.2f\n", te/pe }'
 fi
