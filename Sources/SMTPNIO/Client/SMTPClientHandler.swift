@@ -18,6 +18,7 @@ final class SMTPClientHandler: ChannelInboundHandler {
     private let logger: Logger
     private var context: ChannelHandlerContext?
     private var timer: Scheduled<Void>?
+    private var channelClosed = false
     /// From `.startTLS` until the first reply over TLS: an error now is a failed handshake.
     private var handshaking = false
 
@@ -41,6 +42,13 @@ final class SMTPClientHandler: ChannelInboundHandler {
     var tlsActive: Bool { machine.tlsActive }
 
     // MARK: Channel events
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        // The context holds this handler: drop ours so the pair can be freed.
+        timer?.cancel()
+        timer = nil
+        self.context = nil
+    }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
@@ -86,9 +94,14 @@ final class SMTPClientHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        channelClosed = true
         timer?.cancel()
         timer = nil
         perform(machine.connectionClosed())
+        // Nothing may be scheduled after the close: a pending timer would keep this handler
+        // (and the session's buffers) alive until it fires.
+        timer?.cancel()
+        timer = nil
         let closed = SMTPClientError(
             .connectionClosed,
             reply: SMTPReply(code: 421, EnhancedStatusCode(class: 4, subject: 4, detail: 2), "Connection to \(machine.remoteHost) closed"),
@@ -245,7 +258,7 @@ final class SMTPClientHandler: ChannelInboundHandler {
     private func armTimer() {
         timer?.cancel()
         timer = nil
-        guard let context, let timeout = machine.pendingTimeout else { return }
+        guard !channelClosed, let context, let timeout = machine.pendingTimeout else { return }
         timer = context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(timeout)) {
             self.timer = nil
             self.logger.debug("SMTP client timeout")

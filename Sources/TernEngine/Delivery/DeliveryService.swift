@@ -56,8 +56,10 @@ public struct DeliveryService: Service {
                 var actions = loop.scheduler.tick(now: Date())
                 var timerRunning = false
                 var lastRenewal = ContinuousClock.now
+                var tick = true
                 while !Task.isCancelled {
-                    actions = await loop.perform(actions)
+                    actions = await loop.perform(actions, flush: tick)
+                    tick = false
                     for job in actions.start {
                         guard let request = await loop.request(for: job) else {
                             actions = loop.scheduler.attemptsFinished(
@@ -85,6 +87,7 @@ public struct DeliveryService: Service {
                         actions = await loop.finished(job, outcomes)
                     case .timer:
                         timerRunning = false
+                        tick = true
                         actions = loop.scheduler.tick(now: Date())
                         if actions.needMore == nil, actions.start.isEmpty {
                             actions = loop.scheduler.newMailQueued(now: Date())
@@ -108,6 +111,16 @@ public struct DeliveryService: Service {
         let logger: Logger
         var scheduler: DeliveryScheduler
         var held: [RecipientID: DueRecipient] = [:]
+        /// Outcomes not yet written: flushed together (one transaction, one fsync) on the
+        /// next tick or when many have gathered. Their recipients stay leased until then.
+        var pendingOutcomes: [RecipientOutcome] = []
+        /// A load the scheduler asked for, carried out on the next tick rather than after
+        /// every finished job, so that claims too are batched.
+        var pendingLoad: LoadRequest?
+        var lastLoad = ContinuousClock.now
+
+        /// Outcomes written at once at most; more are flushed without waiting for the tick.
+        static let maxPendingOutcomes = 500
 
         init(store: any Store, configuration: Configuration, logger: Logger) {
             self.store = store
@@ -117,9 +130,15 @@ public struct DeliveryService: Service {
         }
 
         /// Carries out everything but starting jobs: loading, deferrals, expiries, releases.
-        mutating func perform(_ initial: DeliveryScheduler.Actions) async -> DeliveryScheduler.Actions {
+        /// On a tick (`flush`), pending outcomes are written and a pending load is done.
+        mutating func perform(_ initial: DeliveryScheduler.Actions, flush: Bool) async -> DeliveryScheduler.Actions {
             var actions = initial
             var start: [DeliveryJob] = []
+            if flush, let request = pendingLoad {
+                pendingLoad = nil
+                await flushOutcomes()
+                actions = merge(actions, await load(request.total, now: Date()))
+            }
             while true {
                 start += actions.start
                 let now = Date()
@@ -140,13 +159,23 @@ public struct DeliveryService: Service {
                             "enhanced_code": "4.4.7", "bounce_class": "soft", "reason": "expired",
                         ]))
                 }
-                await record(outcomes)
+                pendingOutcomes += outcomes
                 if !actions.notAdmitted.isEmpty {
                     for id in actions.notAdmitted { held[id] = nil }
                     try? await store.releaseLeases(actions.notAdmitted, node: configuration.node)
                 }
                 guard let request = actions.needMore else { break }
+                // Load at once when idle or when the last load is a tick old; otherwise on the next tick.
+                let idle = scheduler.runningJobCount == 0 && start.isEmpty
+                guard idle || flush || ContinuousClock.now - lastLoad >= configuration.pollInterval else {
+                    pendingLoad = request
+                    break
+                }
+                await flushOutcomes()
                 actions = await load(request.total, now: now)
+            }
+            if flush || pendingOutcomes.count >= Self.maxPendingOutcomes {
+                await flushOutcomes()
             }
             actions.start = start
             actions.deferrals = []
@@ -156,7 +185,20 @@ public struct DeliveryService: Service {
             return actions
         }
 
+        /// Actions of two events in a row: the later ones win where only one can hold.
+        private func merge(_ first: DeliveryScheduler.Actions, _ second: DeliveryScheduler.Actions) -> DeliveryScheduler.Actions {
+            var merged = second
+            merged.start = first.start + second.start
+            merged.deferrals = first.deferrals + second.deferrals
+            merged.expiries = first.expiries + second.expiries
+            merged.notAdmitted = first.notAdmitted + second.notAdmitted
+            merged.needMore = second.needMore ?? first.needMore
+            merged.wakeUpAt = [first.wakeUpAt, second.wakeUpAt].compactMap { $0 }.min()
+            return merged
+        }
+
         private mutating func load(_ limit: Int, now: Date) async -> DeliveryScheduler.Actions {
+            lastLoad = ContinuousClock.now
             let claimed: [DueRecipient]
             do {
                 claimed = try await store.claimDueRecipients(
@@ -207,8 +249,15 @@ public struct DeliveryService: Service {
                     results.append(DeliveryAttemptResult(recipient: id, outcome: .deferred(reason: reason, kind: kind)))
                 }
             }
-            await record(final)
+            pendingOutcomes += final
             return scheduler.attemptsFinished(results, now: now)
+        }
+
+        mutating func flushOutcomes() async {
+            guard !pendingOutcomes.isEmpty else { return }
+            let outcomes = pendingOutcomes
+            pendingOutcomes = []
+            await record(outcomes)
         }
 
         func record(_ outcomes: [RecipientOutcome]) async {
@@ -227,7 +276,8 @@ public struct DeliveryService: Service {
             try? await store.renewLeases(Array(held.keys), node: configuration.node, leaseUntil: until)
         }
 
-        func releaseAll() async {
+        mutating func releaseAll() async {
+            await flushOutcomes()
             try? await store.releaseLeases(Array(held.keys), node: configuration.node)
         }
 
