@@ -14,6 +14,8 @@
 #   COUNT [20000]  SESSIONS [20]  SIZE [5000]  RUNS [3]
 #   TERN_PORT [12587]  SINK_PORT [2526]
 #   SKIP_POSTFIX=1  measure Tern only
+#   TERN_DELIVERY=false  Tern only accepts (queues) mail, as before delivery existed; its runs
+#                   then end when smtp-source is done (-S 2), and only the accepted rate counts
 #   SKIP_BUILD=1    use the existing release build
 #   TERN_SCRATCH_PATH  build in this SwiftPM scratch path instead of .build (e.g. not to
 #                   contend with another build's lock)
@@ -74,6 +76,7 @@ http:
   listen: "127.0.0.1:$((TERN_PORT + 3))"
   public_url: "http://127.0.0.1:$((TERN_PORT + 3))"
 delivery:
+  enabled: ${TERN_DELIVERY:-true}
   routes:
     "*": "127.0.0.1:$SINK_PORT"
   retry_schedule: [1]
@@ -99,7 +102,9 @@ summary_rate() { sed -n 's/.*median accepted=\([0-9.]*\) msg\/s.*/\1/p' "$1" | t
 summary_e2e() { sed -n 's/.*median end-to-end=\([0-9.]*\) msg\/s.*/\1/p' "$1" | tail -1; }
 
 log "load: Tern (count=$COUNT sessions=$SESSIONS size=$SIZE runs=$RUNS)"
-bash "$BENCH/smtp-load.sh" -n "$COUNT" -c "$SESSIONS" -l "$SIZE" -r "$RUNS" -T 600 \
+STALL=30
+[ "${TERN_DELIVERY:-true}" = false ] && STALL=2
+bash "$BENCH/smtp-load.sh" -n "$COUNT" -c "$SESSIONS" -l "$SIZE" -r "$RUNS" -T 600 -S "$STALL" \
   "127.0.0.1:$TERN_PORT" "$SINK_PORT" | tee "$WORK/tern.out" >&2 || true
 TERN_RATE=$(summary_rate "$WORK/tern.out")
 TERN_E2E=$(summary_e2e "$WORK/tern.out")
