@@ -48,6 +48,21 @@ final class SMTPClientHandler: ChannelInboundHandler {
         timer?.cancel()
         timer = nil
         self.context = nil
+        // A channel that never became active (connection refused) never ran `channelInactive`:
+        // whoever waits on a promise must still get an answer.
+        let removed = SMTPClientError(
+            .connectionClosed,
+            reply: SMTPReply(code: 421, EnhancedStatusCode(class: 4, subject: 4, detail: 1), "No connection to \(machine.remoteHost)"),
+            isRemoteReply: false
+        )
+        if readyPending {
+            readyPending = false
+            readyPromise.fail(removed)
+        }
+        contentRequest?.succeed(false)
+        contentRequest = nil
+        completion?.fail(removed)
+        completion = nil
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
