@@ -202,7 +202,7 @@ public struct DeliveryService: Service {
             let claimed: [DueRecipient]
             do {
                 claimed = try await store.claimDueRecipients(
-                    now: now, limit: limit, node: configuration.node, leaseUntil: now.addingTimeInterval(configuration.lease.seconds))
+                    now: now, limit: limit, node: configuration.node, leaseUntil: now.addingTimeInterval(configuration.lease.schedulerTimeInterval))
             } catch {
                 logger.error("cannot claim due recipients: \(error)")
                 return scheduler.loadFailed(now: now)
@@ -272,7 +272,7 @@ public struct DeliveryService: Service {
 
         func renewLeases() async {
             guard !held.isEmpty else { return }
-            let until = Date().addingTimeInterval(configuration.lease.seconds)
+            let until = Date().addingTimeInterval(configuration.lease.schedulerTimeInterval)
             try? await store.renewLeases(Array(held.keys), node: configuration.node, leaseUntil: until)
         }
 
@@ -286,12 +286,5 @@ public struct DeliveryService: Service {
             let seconds = max(0, wakeUp.timeIntervalSinceNow)
             return min(configuration.pollInterval, .milliseconds(Int64(seconds * 1000)))
         }
-    }
-}
-
-extension Duration {
-    var seconds: TimeInterval {
-        let (seconds, attoseconds) = components
-        return TimeInterval(seconds) + TimeInterval(attoseconds) / 1e18
     }
 }
