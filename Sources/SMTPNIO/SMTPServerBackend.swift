@@ -67,13 +67,26 @@ public struct SMTPBackendRefusal: Error, Sendable {
     public init(_ reply: SMTPReply) { self.reply = reply }
 }
 
+/// The answer to "who is this client address?" when it can be given without waiting.
+public enum SMTPIdentityLookup: Sendable, Hashable {
+    /// Known now (from a fresh cache): this identity, or none.
+    case known(SMTPIdentity?)
+    /// Not known without waiting: the server calls `identity(forClientAddress:)`.
+    case needsLookup
+}
+
 /// What the SMTP server needs from the rest of Tern. Implemented by `TernEngine`'s Intake.
 ///
-/// Every method may be slow (password hashing, a store commit); the server never
-/// calls them on the event loop synchronously, and keeps serving other sessions meanwhile.
+/// The async methods may be slow (password hashing, a store commit); the server keeps
+/// serving other sessions meanwhile. The synchronous ones run on the event loop and
+/// must return at once.
 public protocol SMTPServerBackend: Sendable {
+    /// The identity bound to a client address, if it is known without waiting.
+    /// Called once per connection, on the event loop; the default always asks for a lookup.
+    func cachedIdentity(forClientAddress address: SocketAddress?) -> SMTPIdentityLookup
+
     /// The identity bound to a client address (an IP-based credential), if any.
-    /// Called once per connection, before the greeting.
+    /// Called once per connection before the greeting, when `cachedIdentity` did not know.
     func identity(forClientAddress address: SocketAddress?) async -> SMTPIdentity?
 
     /// Checks an AUTH username and password. `nil` means "535 5.7.8".
@@ -83,4 +96,25 @@ public protocol SMTPServerBackend: Sendable {
     /// Throws `SMTPBackendRefusal` to refuse with a specific reply; any other error
     /// becomes `451 4.3.0`.
     func commit(_ message: SMTPReceivedMessage) async throws -> String
+
+    /// The same as `commit(_:)`, reporting through `completion` (called exactly once, on
+    /// any thread). The server uses this form; a backend that can commit without starting a
+    /// task per message overrides it. The default runs `commit(_:)` in a task.
+    func commit(_ message: SMTPReceivedMessage, completion: @escaping @Sendable (Result<String, any Error>) -> Void)
+}
+
+extension SMTPServerBackend {
+    public func cachedIdentity(forClientAddress address: SocketAddress?) -> SMTPIdentityLookup {
+        .needsLookup
+    }
+
+    public func commit(_ message: SMTPReceivedMessage, completion: @escaping @Sendable (Result<String, any Error>) -> Void) {
+        Task {
+            do {
+                completion(.success(try await commit(message)))
+            } catch {
+                completion(.failure(error))
+            }
+        }
+    }
 }

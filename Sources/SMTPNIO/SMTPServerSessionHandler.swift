@@ -35,7 +35,13 @@ final class SMTPServerSessionHandler: ChannelDuplexHandler, RemovableChannelHand
     private var needsFlush = false
     private var closing = false
     private var admitted = false
-    private var timeout: Scheduled<Void>?
+    /// When the session times out; nil while the backend works (no timeout then).
+    private var deadline: NIODeadline?
+    /// The timer, armed for `timerDeadline` (≤ `deadline`). Moving the deadline later does
+    /// not re-arm it: it fires, sees the later deadline and re-arms itself once. That saves
+    /// a cancel and a schedule for every command.
+    private var timer: Scheduled<Void>?
+    private var timerDeadline: NIODeadline?
 
     init(
         configuration: SMTPServerConfiguration,
@@ -90,23 +96,31 @@ final class SMTPServerSessionHandler: ChannelDuplexHandler, RemovableChannelHand
 
         let backend = self.backend
         let address = clientAddress
-        context.eventLoop.makeFutureWithTask {
-            await backend.identity(forClientAddress: address)
-        }.assumeIsolated().whenComplete { result in
-            self.waitingForBackend = false
-            guard !self.closing else { return }
-            if case .success(let identity) = result { self.boundIdentity = identity }
-            guard let action = self.machine?.connectionEstablished(hasBoundIdentity: self.boundIdentity != nil) else { return }
-            self.perform(action, context: context)
-            self.resume(context: context)
+        if case .known(let identity) = backend.cachedIdentity(forClientAddress: address) {
+            identityKnown(identity, context: context)
+        } else {
+            context.eventLoop.makeFutureWithTask {
+                await backend.identity(forClientAddress: address)
+            }.assumeIsolated().whenComplete { result in
+                guard !self.closing else { return }
+                self.identityKnown(try? result.get(), context: context)
+            }
         }
         context.fireChannelActive()
     }
 
+    /// Greets, once the identity bound to the client address is known.
+    private func identityKnown(_ identity: SMTPIdentity?, context: ChannelHandlerContext) {
+        waitingForBackend = false
+        boundIdentity = identity
+        guard let action = machine?.connectionEstablished(hasBoundIdentity: identity != nil) else { return }
+        perform(action, context: context)
+        resume(context: context)
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
         closing = true
-        timeout?.cancel()
-        timeout = nil
+        cancelTimeout()
         machine?.connectionClosed()
         if admitted {
             admitted = false
@@ -225,8 +239,7 @@ final class SMTPServerSessionHandler: ChannelDuplexHandler, RemovableChannelHand
 
     private func sendAndClose(_ replies: [SMTPReply], context: ChannelHandlerContext) {
         closing = true
-        timeout?.cancel()
-        timeout = nil
+        cancelTimeout()
         var buffer = context.channel.allocator.buffer(capacity: 64 * replies.count)
         for reply in replies { buffer.writeSMTPReply(reply) }
         needsFlush = false
@@ -303,10 +316,9 @@ final class SMTPServerSessionHandler: ChannelDuplexHandler, RemovableChannelHand
             smtpUTF8: message.parameters.smtpUTF8,
             content: message.content
         )
-        let backend = self.backend
-        context.eventLoop.makeFutureWithTask {
-            try await backend.commit(received)
-        }.assumeIsolated().whenComplete { result in
+        let committed = context.eventLoop.makePromise(of: String.self)
+        backend.commit(received) { committed.completeWith($0) }
+        committed.futureResult.assumeIsolated().whenComplete { result in
             self.waitingForBackend = false
             guard !self.closing else { return }
             let action: SMTPServerStateMachine.Action?
@@ -331,27 +343,58 @@ final class SMTPServerSessionHandler: ChannelDuplexHandler, RemovableChannelHand
 
     private func pauseForBackend(context: ChannelHandlerContext) {
         waitingForBackend = true
-        timeout?.cancel()
-        timeout = nil
+        suspendTimeout()
         flushIfNeeded(context: context)
     }
 
     // MARK: Timeouts
 
     private func scheduleTimeout(context: ChannelHandlerContext) {
-        timeout?.cancel()
-        timeout = nil
-        guard !closing else { return }
+        guard !closing else {
+            cancelTimeout()
+            return
+        }
         let limits = configuration.limits
         let duration = machine?.isReceivingContent == true ? limits.dataTimeout : limits.commandTimeout
-        timeout = context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(duration)) {
-            self.timedOut(context: context)
+        let newDeadline = NIODeadline.now() + TimeAmount(duration)
+        deadline = newDeadline
+        if let timerDeadline, timerDeadline <= newDeadline { return }
+        armTimer(at: newDeadline, context: context)
+    }
+
+    /// No timeout until the next `scheduleTimeout`; an armed timer finds no deadline and stops.
+    private func suspendTimeout() {
+        deadline = nil
+    }
+
+    private func cancelTimeout() {
+        deadline = nil
+        timer?.cancel()
+        timer = nil
+        timerDeadline = nil
+    }
+
+    private func armTimer(at when: NIODeadline, context: ChannelHandlerContext) {
+        timer?.cancel()
+        timerDeadline = when
+        timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: when) {
+            self.timerFired(context: context)
         }
     }
 
+    private func timerFired(context: ChannelHandlerContext) {
+        timer = nil
+        timerDeadline = nil
+        guard !closing, let deadline else { return }
+        if deadline > NIODeadline.now() {
+            armTimer(at: deadline, context: context)
+            return
+        }
+        timedOut(context: context)
+    }
+
     private func timedOut(context: ChannelHandlerContext) {
-        timeout = nil
-        guard !closing else { return }
+        deadline = nil
         logger.notice("SMTP session timed out")
         guard let action = machine?.timedOut() else {
             closing = true

@@ -1,5 +1,6 @@
 import Foundation
 import Crypto
+import Synchronization
 
 /// Answers "who is this?" for SMTP AUTH, client networks and API keys, with a short
 /// cache in front of the store so that busy listeners do not read it (or run scrypt)
@@ -13,6 +14,9 @@ public actor CredentialDirectory {
 
     private var snapshot: [Credential] = []
     private var loadedAt: ContinuousClock.Instant?
+    /// A copy of `snapshot` and its load time for callers that cannot wait (the SMTP
+    /// greeting on the event loop); they use it only while it is fresh.
+    private let shared = Mutex<(credentials: [Credential], loadedAt: ContinuousClock.Instant?)>(([], nil))
     /// Digests of secrets that verified, per credential and hash, so that a repeated AUTH
     /// or API call skips scrypt. Keyed by the stored hash: a changed credential misses.
     private var verified: Set<String> = []
@@ -29,6 +33,24 @@ public actor CredentialDirectory {
     public func credential(forClientAddress address: IPAddress) async -> Credential? {
         await currentCredentials().first { credential in
             credential.networks.contains { $0.contains(address) }
+        }
+    }
+
+    /// An answer given without waiting, from a load younger than the refresh interval.
+    public enum CachedLookup: Sendable, Equatable {
+        case fresh(Credential?)
+        /// The last load is too old (or there was none): ask the actor.
+        case stale
+    }
+
+    /// `credential(forClientAddress:)` answered from the last load, without waiting.
+    public nonisolated func cachedCredential(forClientAddress address: IPAddress) -> CachedLookup {
+        let now = clock.now
+        return shared.withLock { shared in
+            guard let loadedAt = shared.loadedAt, loadedAt.duration(to: now) < refreshInterval else { return .stale }
+            return .fresh(shared.credentials.first { credential in
+                credential.networks.contains { $0.contains(address) }
+            })
         }
     }
 
@@ -69,6 +91,7 @@ public actor CredentialDirectory {
         if let fresh = try? await store.credentials() {
             snapshot = fresh
             loadedAt = now
+            shared.withLock { $0 = (fresh, now) }
         }
         return snapshot
     }

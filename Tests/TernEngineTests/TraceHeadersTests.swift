@@ -29,6 +29,8 @@ import Testing
         ("message-id:   <abc@x>  \r\nDATE: whenever\r\n\r\nbody\r\n", "<abc@x>"),
         ("Message-Id:\r\n <folded@x>\r\nDate: x\r\n\r\n", "<folded@x>"),
         ("Date: x\r\nMessage-ID: <only-headers@x>\r\n", "<only-headers@x>"),
+        ("Message-ID : <blank-before-colon@x>\r\nDate\t: x\r\n\r\n", "<blank-before-colon@x>"),
+        ("Message-ID: <first@x>\r\nMessage-ID: <second@x>\r\nDate: x\r\n\r\n", "<first@x>"),
     ])
     func keepsExistingHeaders(message: String, messageID: String) {
         let stamped = stamper.stamp(Array(message.utf8), received: received())
@@ -46,6 +48,8 @@ import Testing
         "\r\nMessage-ID: <in-body@x>\r\n",
         "not a header line\r\nMessage-ID: <after-garbage@x>\r\n",
         "X-Message-ID: <lookalike@x>\r\nX-Date: y\r\n\r\n",
+        "Message-IDs: <longer@x>\r\nDates: y\r\nDat: z\r\n\r\n",
+        "Message ID: <inner-blank@x>\r\nDa te: y\r\n\r\n",
     ])
     func looksOnlyAtTheHeaderSection(message: String) {
         let stamped = stamper.stamp(Array(message.utf8), received: received())

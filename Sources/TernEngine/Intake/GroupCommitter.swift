@@ -12,7 +12,7 @@ public import TernCore
 public final class GroupCommitter: Service, Sendable {
     private struct Request {
         var message: QueuedMessage
-        var continuation: CheckedContinuation<Void, any Error>
+        var completion: @Sendable (Result<Void, any Error>) -> Void
     }
 
     private struct State {
@@ -38,17 +38,23 @@ public final class GroupCommitter: Service, Sendable {
     /// Waits until `message` is committed. Throws the store's error if the commit failed.
     public func commit(_ message: QueuedMessage) async throws {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            let outcome: (accepted: Bool, wakeUp: CheckedContinuation<Void, Never>?) = state.withLock { state in
-                guard !state.stopping else { return (false, nil) }
-                state.pending.append(Request(message: message, continuation: continuation))
-                defer { state.wakeUp = nil }
-                return (true, state.wakeUp)
-            }
-            if outcome.accepted {
-                outcome.wakeUp?.resume()
-            } else {
-                continuation.resume(throwing: StoreError(.unavailable, "the queue is shutting down"))
-            }
+            commit(message) { continuation.resume(with: $0) }
+        }
+    }
+
+    /// Calls `completion` (once, from the committer's task) when `message` is committed or
+    /// its commit failed.
+    public func commit(_ message: QueuedMessage, completion: @escaping @Sendable (Result<Void, any Error>) -> Void) {
+        let outcome: (accepted: Bool, wakeUp: CheckedContinuation<Void, Never>?) = state.withLock { state in
+            guard !state.stopping else { return (false, nil) }
+            state.pending.append(Request(message: message, completion: completion))
+            defer { state.wakeUp = nil }
+            return (true, state.wakeUp)
+        }
+        if outcome.accepted {
+            outcome.wakeUp?.resume()
+        } else {
+            completion(.failure(StoreError(.unavailable, "the queue is shutting down")))
         }
     }
 
@@ -96,10 +102,10 @@ public final class GroupCommitter: Service, Sendable {
             }
             do {
                 try await store.commit(batch.map(\.message))
-                for request in batch { request.continuation.resume() }
+                for request in batch { request.completion(.success(())) }
             } catch {
                 logger.error("commit of \(batch.count) messages failed: \(error)")
-                for request in batch { request.continuation.resume(throwing: error) }
+                for request in batch { request.completion(.failure(error)) }
             }
         }
     }

@@ -27,6 +27,12 @@ public struct Intake: SMTPServerBackend {
         return SMTPIdentity(credentialName: credential.name, method: .clientNetwork)
     }
 
+    public func cachedIdentity(forClientAddress address: SocketAddress?) -> SMTPIdentityLookup {
+        guard let ip = address?.ipAddress.flatMap(IPAddress.init) else { return .known(nil) }
+        guard case .fresh(let credential) = credentials.cachedCredential(forClientAddress: ip) else { return .needsLookup }
+        return .known(credential.map { SMTPIdentity(credentialName: $0.name, method: .clientNetwork) })
+    }
+
     public func authenticate(username: String, password: String, clientAddress: SocketAddress?) async -> SMTPIdentity? {
         guard let credential = await credentials.authenticate(username: username, password: password) else {
             logger.notice("authentication failed for \(username) from \(clientAddress?.ipAddress ?? "?")")
@@ -36,20 +42,31 @@ public struct Intake: SMTPServerBackend {
     }
 
     public func commit(_ received: SMTPReceivedMessage) async throws -> String {
-        let message = queuedMessage(received, now: Date())
-        do {
-            try await committer.commit(message)
-        } catch let error as StoreError where error.code == .insufficientStorage {
-            logger.error("could not queue message \(message.id): \(error)")
-            throw SMTPBackendRefusal(
-                SMTPReply(code: 452, EnhancedStatusCode(class: 4, subject: 3, detail: 1), "Insufficient system storage, try again later"))
-        } catch {
-            logger.error("could not queue message \(message.id): \(error)")
-            throw SMTPBackendRefusal(
-                SMTPReply(code: 451, EnhancedStatusCode(class: 4, subject: 3, detail: 0), "Could not queue the message, try again later"))
+        try await withCheckedThrowingContinuation { continuation in
+            commit(received) { continuation.resume(with: $0) }
         }
-        logger.debug("queued \(message.id) from <\(message.mailFrom)> for \(message.recipients.count) recipient(s)")
-        return message.id.description
+    }
+
+    /// Hands the message to the group committer without a task of its own: the SMTP
+    /// session's event loop hears back through `completion`.
+    public func commit(_ received: SMTPReceivedMessage, completion: @escaping @Sendable (Result<String, any Error>) -> Void) {
+        let message = queuedMessage(received, now: Date())
+        let logger = self.logger
+        committer.commit(message) { result in
+            switch result {
+            case .success:
+                logger.debug("queued \(message.id) from <\(message.mailFrom)> for \(message.recipients.count) recipient(s)")
+                completion(.success(message.id.description))
+            case .failure(let error as StoreError) where error.code == .insufficientStorage:
+                logger.error("could not queue message \(message.id): \(error)")
+                completion(.failure(SMTPBackendRefusal(
+                    SMTPReply(code: 452, EnhancedStatusCode(class: 4, subject: 3, detail: 1), "Insufficient system storage, try again later"))))
+            case .failure(let error):
+                logger.error("could not queue message \(message.id): \(error)")
+                completion(.failure(SMTPBackendRefusal(
+                    SMTPReply(code: 451, EnhancedStatusCode(class: 4, subject: 3, detail: 0), "Could not queue the message, try again later"))))
+            }
+        }
     }
 
     /// Builds the message to commit: ids, trace headers, one recipient row per forward path.

@@ -95,63 +95,105 @@ extension Date {
 
 /// The few facts intake needs from the header section, found without parsing MIME:
 /// whether `Date` is present and the `Message-ID` value.
+///
+/// Runs once per accepted message, so it compares field names in place instead of
+/// building strings for them.
 struct HeaderScan {
     var hasDate = false
     var messageID: String?
 
     init(_ content: some Collection<UInt8>) {
-        var field: [UInt8] = []
         var index = content.startIndex
-        var atLineStart = true
-        var current: [UInt8]? = nil  // the unfolded value of the field being read, when it matters
-        var currentName = ""
+        // The unfolded value of the Message-ID field while it is being read.
+        var messageIDValue: [UInt8]? = nil
 
-        func finish() {
-            guard let value = current else { return }
-            let text = String(decoding: value, as: UTF8.self).trimmingCharacters(in: .whitespaces)
-            if currentName == "message-id", messageID == nil, !text.isEmpty {
-                messageID = text
+        func finishField() {
+            guard let value = messageIDValue else { return }
+            messageIDValue = nil
+            guard messageID == nil else { return }
+            let isBlank = { (byte: UInt8) in byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
+            guard let first = value.firstIndex(where: { !isBlank($0) }), let last = value.lastIndex(where: { !isBlank($0) }) else {
+                return
             }
-            current = nil
+            messageID = String(decoding: value[first...last], as: UTF8.self)
         }
 
+        var atLineStart = true
         while index != content.endIndex {
             let byte = content[index]
             if atLineStart {
                 if byte == UInt8(ascii: "\r") || byte == UInt8(ascii: "\n") {
                     break  // empty line: end of the header section
                 }
+                atLineStart = false
                 if byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") {
-                    // folded continuation of the current field
-                    atLineStart = false
-                    continue
+                    continue  // folded continuation of the current field
                 }
-                finish()
-                // read the field name
-                field.removeAll(keepingCapacity: true)
+                finishField()
+                // The field name, up to the colon (at most 100 octets).
+                var name = NameMatcher()
+                var length = 0
                 while index != content.endIndex, content[index] != UInt8(ascii: ":"), content[index] != UInt8(ascii: "\r"),
-                    field.count < 100
+                    length < 100
                 {
-                    field.append(content[index])
+                    name.feed(content[index])
+                    length += 1
                     index = content.index(after: index)
                 }
                 guard index != content.endIndex, content[index] == UInt8(ascii: ":") else {
                     break  // not a header line: the header section has ended
                 }
-                currentName = String(decoding: field, as: UTF8.self).lowercased().trimmingCharacters(in: .whitespaces)
-                if currentName == "date" { hasDate = true }
-                current = currentName == "message-id" ? [] : nil
+                switch name.match {
+                case .date: hasDate = true
+                case .messageID: messageIDValue = []
+                case .other: break
+                }
                 index = content.index(after: index)
-                atLineStart = false
                 continue
             }
             if byte == UInt8(ascii: "\n") {
                 atLineStart = true
             } else if byte != UInt8(ascii: "\r") {
-                current?.append(byte)
+                messageIDValue?.append(byte)
             }
             index = content.index(after: index)
         }
-        finish()
+        finishField()
+    }
+
+    /// Matches a field name against `Date` and `Message-ID`, case-insensitively and
+    /// ignoring surrounding blanks, one octet at a time.
+    private struct NameMatcher {
+        enum Match { case date, messageID, other }
+
+        private static let date = Array("date".utf8)
+        private static let messageID = Array("message-id".utf8)
+
+        private var position = 0
+        private var couldBeDate = true
+        private var couldBeMessageID = true
+        private var trailingBlank = false
+
+        mutating func feed(_ byte: UInt8) {
+            if byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") {
+                if position > 0 { trailingBlank = true }
+                return
+            }
+            if trailingBlank {  // a blank inside the name: neither field
+                couldBeDate = false
+                couldBeMessageID = false
+                return
+            }
+            let lower = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
+            couldBeDate = couldBeDate && position < Self.date.count && Self.date[position] == lower
+            couldBeMessageID = couldBeMessageID && position < Self.messageID.count && Self.messageID[position] == lower
+            position += 1
+        }
+
+        var match: Match {
+            if couldBeDate && position == Self.date.count { return .date }
+            if couldBeMessageID && position == Self.messageID.count { return .messageID }
+            return .other
+        }
     }
 }
