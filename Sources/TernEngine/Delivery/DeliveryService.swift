@@ -45,6 +45,7 @@ public struct DeliveryService: Service {
     private enum Event: Sendable {
         case finished(DeliveryJob, [RecipientID: TransportOutcome])
         case timer
+        case destinationKeys([String: DestinationKey?])
     }
 
     public func run() async throws {
@@ -57,6 +58,7 @@ public struct DeliveryService: Service {
                 var timerRunning = false
                 var lastRenewal = ContinuousClock.now
                 var tick = true
+                let transport = self.transport
                 while !Task.isCancelled {
                     actions = await loop.perform(actions, flush: tick)
                     tick = false
@@ -69,10 +71,13 @@ public struct DeliveryService: Service {
                                 }, now: Date())
                             continue
                         }
-                        let transport = self.transport
                         group.addTask { .finished(job, await transport.deliver(request)) }
                     }
                     actions.start = []
+                    let domains = loop.destinations.takeWanted()
+                    if !domains.isEmpty {
+                        group.addTask { .destinationKeys(await Self.destinationKeys(of: domains, using: transport)) }
+                    }
                     if !timerRunning {
                         timerRunning = true
                         let wait = loop.waitDuration(until: actions.wakeUpAt)
@@ -85,6 +90,9 @@ public struct DeliveryService: Service {
                     switch event {
                     case .finished(let job, let outcomes):
                         actions = await loop.finished(job, outcomes)
+                    case .destinationKeys(let keys):
+                        loop.destinations.store(keys, now: Date())
+                        actions = DeliveryScheduler.Actions()
                     case .timer:
                         timerRunning = false
                         tick = true
@@ -104,12 +112,25 @@ public struct DeliveryService: Service {
         }
     }
 
+    /// Looks the domains' destinations up side by side.
+    private static func destinationKeys(of domains: [String], using transport: any DeliveryTransport) async -> [String: DestinationKey?] {
+        await withTaskGroup(of: (String, DestinationKey?).self) { group in
+            for domain in domains {
+                group.addTask { (domain, await transport.destinationKey(forDomain: domain)) }
+            }
+            var keys: [String: DestinationKey?] = [:]
+            for await (domain, key) in group { keys[domain] = key }
+            return keys
+        }
+    }
+
     /// The loop's state: the scheduler and the claimed recipients it holds.
     private struct Loop {
         let store: any Store
         let configuration: Configuration
         let logger: Logger
         var scheduler: DeliveryScheduler
+        var destinations = DestinationKeyTable()
         var held: [RecipientID: DueRecipient] = [:]
         /// Outcomes not yet written: flushed together (one transaction, one fsync) on the
         /// next tick or when many have gathered. Their recipients stay leased until then.
@@ -217,7 +238,8 @@ public struct DeliveryService: Service {
                 })
             }
             for recipient in deliverable { held[recipient.id] = recipient }
-            return scheduler.loaded(deliverable.map { ScheduledRecipient($0) }, now: now)
+            let scheduled = deliverable.map { ScheduledRecipient($0, destination: destinations.key(forDomain: $0.domain, now: now)) }
+            return scheduler.loaded(scheduled, now: now)
         }
 
         func request(for job: DeliveryJob) async -> DeliveryRequest? {
@@ -226,7 +248,7 @@ public struct DeliveryService: Service {
                 let content = try? await store.content(of: job.messageID)
             else { return nil }
             return DeliveryRequest(
-                messageID: job.messageID, mailFrom: first.mailFrom, destination: job.destination.rawValue,
+                messageID: job.messageID, mailFrom: first.mailFrom, destination: first.domain,
                 recipients: recipients, content: content, eightBitMIME: first.eightBitMIME, smtpUTF8: first.smtpUTF8)
         }
 

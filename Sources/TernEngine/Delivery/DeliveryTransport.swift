@@ -4,6 +4,8 @@ public import TernCore
 public struct DeliveryRequest: Sendable {
     public var messageID: MessageID
     public var mailFrom: String
+    /// The recipients' domain (of the first recipient when domains that share their mail
+    /// hosts are delivered together): where the route or MX lookup starts.
     public var destination: String
     public var recipients: [DueRecipient]
     public var content: [UInt8]
@@ -36,6 +38,15 @@ public enum TransportOutcome: Sendable, Equatable {
 /// every problem is an outcome (usually a deferral).
 public protocol DeliveryTransport: Sendable {
     func deliver(_ request: DeliveryRequest) async -> [RecipientID: TransportOutcome]
+
+    /// The destination (concurrency bucket) of a recipient domain: where its mail goes,
+    /// e.g. its MX host set. nil when it cannot be told (DNS trouble): the domain is its
+    /// own destination then. The default keys every domain by itself.
+    func destinationKey(forDomain domain: String) async -> DestinationKey?
+}
+
+extension DeliveryTransport {
+    public func destinationKey(forDomain domain: String) async -> DestinationKey? { nil }
 }
 
 extension TransportOutcome {
