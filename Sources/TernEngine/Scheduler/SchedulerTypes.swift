@@ -1,8 +1,9 @@
 public import Foundation
 public import TernCore
 
-/// Where a delivery goes, as far as concurrency and fairness are concerned: today the
-/// recipient's domain (lowercased); the delivery code may later key it by MX host set.
+/// Where a delivery goes, as far as concurrency and fairness are concerned: the set of
+/// hosts that take the recipient domain's mail (its route or MX host names, see
+/// `DestinationKeyTable`), or the domain itself (lowercased) until that is known.
 /// The scheduler only compares and hashes it.
 public struct DestinationKey: Hashable, Sendable, CustomStringConvertible, ExpressibleByStringLiteral {
     public var rawValue: String
