@@ -170,6 +170,21 @@ private struct FakeStore {
         #expect(delays.allSatisfy { $0 >= 60 && $0 < 66 })
         #expect(Set(delays).count > 150)
     }
+
+    @Test func recipientsOfOneMessageComeBackTogether() {
+        var scheduler = DeliveryScheduler(configuration: config(jitter: 0.5), random: SplitMix(state: 7))
+        var actions = scheduler.recipientsDue([due(1, message: 1), due(2, message: 1), due(3, message: 2)], now: t0)
+        #expect(actions.start.count == 2)
+        var deferrals: [RecipientDeferral] = []
+        for job in actions.start {
+            actions = scheduler.attemptsFinished(results(job, greylisted), now: t0)
+            deferrals += actions.deferrals
+        }
+        let next = Dictionary(uniqueKeysWithValues: deferrals.map { ($0.recipient, $0.nextAttemptAt) })
+        #expect(next.count == 3)
+        #expect(next[rid(1)] == next[rid(2)])
+        #expect(next[rid(1)] != next[rid(3)])
+    }
 }
 
 // MARK: Concurrency

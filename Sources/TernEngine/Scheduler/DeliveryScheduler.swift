@@ -49,7 +49,8 @@ public struct DeliveryScheduler: Sendable {
     }
 
     public let configuration: DeliverySchedulerConfiguration
-    private var random: any RandomNumberGenerator & Sendable
+    /// Mixed into the retry jitter so that schedulers (nodes, restarts) spread differently.
+    private let jitterSalt: UInt64
 
     // MARK: State
 
@@ -151,7 +152,8 @@ public struct DeliveryScheduler: Sendable {
         random: any RandomNumberGenerator & Sendable = SystemRandomNumberGenerator()
     ) {
         self.configuration = configuration
-        self.random = random
+        var random = random
+        self.jitterSalt = random.next()
     }
 
     // MARK: Reading
@@ -398,13 +400,19 @@ public struct DeliveryScheduler: Sendable {
 
     // MARK: Deferral
 
-    private mutating func jittered(_ delay: TimeInterval) -> TimeInterval {
+    /// Lengthens a retry delay by up to the configured jitter, so that retries spread out.
+    /// The factor depends only on the message and the attempt count (and a per-scheduler
+    /// salt): recipients of one message deferred together come back together, in one job.
+    private func jittered(_ delay: TimeInterval, message: MessageID, attempts: Int) -> TimeInterval {
         let jitter = configuration.retry.jitter
         guard jitter > 0 else { return delay }
-        var generator = random
-        let factor = 1 + Double.random(in: 0..<jitter, using: &generator)
-        random = generator
-        return delay * factor
+        // SplitMix64's finaliser over the inputs: a well-spread fraction in [0, 1).
+        var mixed = jitterSalt ^ UInt64(bitPattern: message.rawValue) &+ UInt64(truncatingIfNeeded: attempts) &* 0x9E37_79B9_7F4A_7C15
+        mixed = (mixed ^ (mixed >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        mixed = (mixed ^ (mixed >> 27)) &* 0x94D0_49BB_1331_11EB
+        mixed ^= mixed >> 31
+        let fraction = Double(mixed >> 11) / Double(1 << 53)
+        return delay * (1 + jitter * fraction)
     }
 
     private mutating func noteStoreRetry(at time: Date) {
@@ -415,7 +423,8 @@ public struct DeliveryScheduler: Sendable {
         _ id: RecipientID, _ entry: ActiveRecipient, reason: String, now: Date, into actions: inout Actions
     ) {
         let attempts = entry.attempts + 1
-        let delay = jittered(configuration.retry.delay(afterAttempt: attempts).schedulerTimeInterval)
+        let delay = jittered(
+            configuration.retry.delay(afterAttempt: attempts).schedulerTimeInterval, message: entry.messageID, attempts: attempts)
         let next = now.addingTimeInterval(delay)
         if next >= expiresAt(entry) {
             actions.expiries.append(
@@ -437,7 +446,8 @@ public struct DeliveryScheduler: Sendable {
     ) {
         remove(id)
         let backoff = configuration.retry.delay(afterAttempt: max(entry.attempts, 1)).schedulerTimeInterval
-        let next = now.addingTimeInterval(jittered(max(backoff, deadUntil.timeIntervalSince(now))))
+        let next = now.addingTimeInterval(
+            jittered(max(backoff, deadUntil.timeIntervalSince(now)), message: entry.messageID, attempts: entry.attempts))
         if next >= expiresAt(entry) {
             actions.expiries.append(
                 RecipientExpiry(recipient: id, messageID: entry.messageID, reason: reason, attempts: entry.attempts))
