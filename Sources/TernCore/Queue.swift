@@ -140,8 +140,12 @@ public struct Suppression: Sendable, Equatable, Codable {
 /// commands and the suppression list.
 public protocol DeliveryStore: Sendable {
     /// Claims up to `limit` queued recipients due at `now` that no live lease holds, leasing
-    /// them to `node` until `leaseUntil`, oldest due first. A lease that expired (its node
-    /// died) makes the recipient claimable again.
+    /// them to `node` until `leaseUntil`. A lease that expired (its node died) makes the
+    /// recipient claimable again.
+    ///
+    /// New recipients (never attempted) and retries are two shares, oldest due first within
+    /// each: up to half the limit each (new mail gets the odd one), and what one kind cannot
+    /// fill goes to the other. So however many retries are due, new mail is claimed too.
     func claimDueRecipients(now: Date, limit: Int, node: String, leaseUntil: Date) async throws -> [DueRecipient]
 
     /// Extends the leases `node` holds on these recipients (while their delivery runs).

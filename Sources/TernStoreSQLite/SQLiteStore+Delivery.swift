@@ -3,23 +3,21 @@ import GRDB
 public import TernCore
 
 extension SQLiteStore {
+    /// Claims new recipients and retries as two shares of `limit`, each one index range read
+    /// (migration v3), so a claim costs O(limit) however large the backlog of either kind.
     public func claimDueRecipients(now: Date, limit: Int, node: String, leaseUntil: Date) async throws -> [DueRecipient] {
+        guard limit > 0 else { return [] }
         let nowMS = now.millisecondsSince1970
         return try await writer.write { db in
-            let rows = try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT r.id, r.message_id, r.address, r.attempts, r.next_attempt_at,
-                           m.mail_from, m.received_at, m.eight_bit_mime, m.smtp_utf8, m.size
-                    FROM recipients r JOIN messages m ON m.id = r.message_id
-                    WHERE r.state = 'queued' AND r.next_attempt_at <= ?
-                      AND (r.lease_until IS NULL OR r.lease_until <= ?)
-                    ORDER BY r.next_attempt_at
-                    LIMIT ?
-                    """,
-                arguments: [nowMS, nowMS, limit])
+            let newShare = limit - limit / 2
+            var newMail = try Self.due(.new, now: nowMS, limit: newShare, in: db)
+            let retries = try Self.due(.retry, now: nowMS, limit: limit - newMail.count, in: db)
+            if newMail.count == newShare, newMail.count + retries.count < limit {
+                // Fewer retries than their share: new mail takes the rest.
+                newMail = try Self.due(.new, now: nowMS, limit: limit - retries.count, in: db)
+            }
             let lease = try db.cachedStatement(sql: "UPDATE recipients SET lease_node = ?, lease_until = ? WHERE id = ?")
-            return try rows.map { row in
+            return try (newMail + retries).map { row in
                 let id: Int64 = row["id"]
                 try lease.execute(arguments: [node, leaseUntil.millisecondsSince1970, id])
                 return DueRecipient(
@@ -29,6 +27,53 @@ extension SQLiteStore {
                     nextAttemptAt: Date(millisecondsSince1970: row["next_attempt_at"]),
                     eightBitMIME: row["eight_bit_mime"], smtpUTF8: row["smtp_utf8"], size: row["size"])
             }
+        }
+    }
+
+    /// The two kinds of due recipient a claim takes, each through its own partial index.
+    enum ClaimShare: Sendable, CaseIterable {
+        /// Never attempted: Postfix's incoming queue.
+        case new
+        /// Attempted (or deferred) before: Postfix's deferred queue.
+        case retry
+
+        /// Unleased recipients of this kind due now, earliest first; arguments: now, now, limit.
+        /// `INDEXED BY`, because without statistics SQLite prefers `recipients_due` and would
+        /// read every due retry to find new mail; and a schema change that loses the index is
+        /// then an error, not a silent scan of the whole queue.
+        var sql: String {
+            switch self {
+            case .new: Self.newSQL
+            case .retry: Self.retrySQL
+            }
+        }
+
+        private static let newSQL = select(index: "recipients_new", attempts: "r.attempts = 0")
+        private static let retrySQL = select(index: "recipients_retry", attempts: "r.attempts > 0")
+
+        /// `attempts` must read as the index's WHERE clause does, or SQLite cannot use it.
+        private static func select(index: String, attempts: String) -> String {
+            """
+            SELECT r.id, r.message_id, r.address, r.attempts, r.next_attempt_at,
+                   m.mail_from, m.received_at, m.eight_bit_mime, m.smtp_utf8, m.size
+            FROM recipients r INDEXED BY \(index) JOIN messages m ON m.id = r.message_id
+            WHERE r.state = 'queued' AND \(attempts) AND r.next_attempt_at <= ?
+              AND (r.lease_until IS NULL OR r.lease_until <= ?)
+            ORDER BY r.next_attempt_at
+            LIMIT ?
+            """
+        }
+    }
+
+    private static func due(_ share: ClaimShare, now: Int64, limit: Int, in db: Database) throws -> [Row] {
+        guard limit > 0 else { return [] }
+        return try Row.fetchAll(db.cachedStatement(sql: share.sql), arguments: [now, now, limit])
+    }
+
+    /// `EXPLAIN QUERY PLAN` of a share's query, one line per step: for tests.
+    func queryPlan(_ share: ClaimShare) async throws -> [String] {
+        try await writer.read { db in
+            try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + share.sql, arguments: [0, 0, 1]).map { $0["detail"] }
         }
     }
 

@@ -236,6 +236,22 @@ extension SQLiteStore {
                     );
                     """)
         }
+        // The claim takes new recipients (never attempted) and retries as two shares, each
+        // from its own index, so that neither query reads past a backlog of the other kind.
+        // Partial: only queued rows, however long the history of sent ones. `lease_until` is
+        // in the key so that leased rows are skipped without reading the table.
+        migrator.registerMigration("v3: claim indexes for new mail and retries") { db in
+            try db.execute(
+                sql: """
+                    CREATE INDEX recipients_new ON recipients(next_attempt_at, lease_until)
+                        WHERE state = 'queued' AND attempts = 0;
+                    CREATE INDEX recipients_retry ON recipients(next_attempt_at, lease_until)
+                        WHERE state = 'queued' AND attempts > 0;
+                    -- Releasing a node's leases at start-up reads only the leased rows.
+                    CREATE INDEX recipients_lease_node ON recipients(lease_node)
+                        WHERE lease_node IS NOT NULL;
+                    """)
+        }
         return migrator
     }
 }

@@ -1,0 +1,101 @@
+import Foundation
+import Testing
+import TernCore
+@testable import TernStoreSQLite
+
+/// A claim takes new recipients and retries as two shares, so a backlog of one kind never
+/// keeps the other out.
+@Suite struct ClaimShareTests {
+    let t0 = Date(timeIntervalSince1970: 1_800_000_000)
+
+    /// Commits `new` recipients queued at `t0 + 10` and `retries` recipients queued at `t0`,
+    /// deferred once and due again at `t0 + 1`: every retry is due before any new one.
+    func queue(new: Int, retries: Int, in store: SQLiteStore) async throws -> (new: Set<RecipientID>, retries: Set<RecipientID>) {
+        var retryIDs: Set<RecipientID> = []
+        if retries > 0 {
+            let backlog = sampleMessage(recipients: retries, at: t0)
+            try await store.commit([backlog])
+            try await store.record(backlog.recipients.map {
+                RecipientOutcome(recipientID: $0.id, messageID: backlog.id, kind: .deferred(nextAttemptAt: t0.addingTimeInterval(1)), at: t0)
+            })
+            retryIDs = Set(backlog.recipients.map(\.id))
+        }
+        let fresh = (0..<new).map { _ in sampleMessage(recipients: 1, at: t0.addingTimeInterval(10)) }
+        try await store.commit(fresh)
+        return (Set(fresh.flatMap { $0.recipients.map(\.id) }), retryIDs)
+    }
+
+    func claim(_ store: SQLiteStore, limit: Int, node: String = "a") async throws -> [DueRecipient] {
+        let now = t0.addingTimeInterval(20)
+        return try await store.claimDueRecipients(now: now, limit: limit, node: node, leaseUntil: now.addingTimeInterval(60))
+    }
+
+    @Test func newMailIsClaimedPastADueBacklog() async throws {
+        try await withTemporaryStore { store, _ in
+            let queued = try await queue(new: 5, retries: 1000, in: store)
+            let claimed = try await claim(store, limit: 10)
+            #expect(Set(claimed.filter { $0.attempts == 0 }.map(\.id)) == queued.new)
+            #expect(claimed.filter { $0.attempts > 0 }.count == 5)
+            #expect(Set(claimed.map(\.id)).isSubset(of: queued.new.union(queued.retries)))
+        }
+    }
+
+    @Test(arguments: [
+        // new, retries queued; limit → new, retries claimed
+        (20, 20, 10, 5, 5),
+        (20, 20, 7, 4, 3),
+        (20, 20, 1, 1, 0),
+        (3, 20, 10, 3, 7),
+        (20, 3, 10, 7, 3),
+        (0, 20, 10, 0, 10),
+        (20, 0, 10, 10, 0),
+        (2, 3, 10, 2, 3),
+    ])
+    func sharesOfTheLimit(_ new: Int, _ retries: Int, _ limit: Int, _ newClaimed: Int, _ retriesClaimed: Int) async throws {
+        try await withTemporaryStore { store, _ in
+            let queued = try await queue(new: new, retries: retries, in: store)
+            let claimed = try await claim(store, limit: limit)
+            #expect(claimed.filter { queued.new.contains($0.id) }.count == newClaimed)
+            #expect(claimed.filter { queued.retries.contains($0.id) }.count == retriesClaimed)
+            #expect(Set(claimed.map(\.id)).count == claimed.count)
+        }
+    }
+
+    @Test func eachShareSkipsLeasedRecipients() async throws {
+        try await withTemporaryStore { store, _ in
+            let queued = try await queue(new: 10, retries: 10, in: store)
+            let first = try await claim(store, limit: 8, node: "a")
+            let second = try await claim(store, limit: 8, node: "b")
+            let third = try await claim(store, limit: 8, node: "c")
+            let all = first + second + third
+            #expect([first.count, second.count, third.count] == [8, 8, 4] as [Int])
+            #expect(Set(all.map(\.id)) == queued.new.union(queued.retries))
+            #expect(try await claim(store, limit: 8, node: "d").isEmpty)
+        }
+    }
+
+    @Test func retriesComeEarliestDueFirst() async throws {
+        try await withTemporaryStore { store, _ in
+            let backlog = sampleMessage(recipients: 6, at: t0)
+            try await store.commit([backlog])
+            try await store.record(backlog.recipients.enumerated().map { index, recipient in
+                RecipientOutcome(
+                    recipientID: recipient.id, messageID: backlog.id,
+                    kind: .deferred(nextAttemptAt: t0.addingTimeInterval(Double(6 - index))), at: t0)
+            })
+            let claimed = try await claim(store, limit: 3)
+            #expect(Set(claimed.map(\.id)) == Set(backlog.recipients.suffix(3).map(\.id)))
+        }
+    }
+
+    @Test(arguments: [SQLiteStore.ClaimShare.new, .retry])
+    func eachShareIsAnIndexRangeRead(_ share: SQLiteStore.ClaimShare) async throws {
+        try await withTemporaryStore { store, _ in
+            let index = share == .new ? "recipients_new" : "recipients_retry"
+            let plan = try await store.queryPlan(share)
+            #expect(plan.contains("SEARCH r USING INDEX \(index) (next_attempt_at<?)"))
+            #expect(plan.contains("SEARCH m USING INTEGER PRIMARY KEY (rowid=?)"))
+            #expect(plan.count == 2, "no sort, no scan: \(plan)")
+        }
+    }
+}
