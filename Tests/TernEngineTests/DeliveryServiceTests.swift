@@ -95,3 +95,50 @@ final class ScriptedTransport: DeliveryTransport {
         #expect(TransportOutcome.bounceClass(enhancedCode: code) == expected)
     }
 }
+
+/// Accepts every recipient after `delay`, cancelled or not, as a remote that has already
+/// been sent the message does; counts the recipients it was given.
+final class SlowTransport: DeliveryTransport {
+    let started = Mutex(0)
+    let delay: Duration
+
+    init(delay: Duration) { self.delay = delay }
+
+    func deliver(_ request: DeliveryRequest) async -> [RecipientID: TransportOutcome] {
+        started.withLock { $0 += request.recipients.count }
+        let until = ContinuousClock.now + delay
+        while ContinuousClock.now < until { try? await Task.sleep(for: .milliseconds(10)) }
+        return Dictionary(uniqueKeysWithValues: request.recipients.map { ($0.id, TransportOutcome.sent(details: ["code": "250"])) })
+    }
+}
+
+@Suite struct DeliveryServiceShutdownTests {
+    @Test func outcomesOfDeliveriesUnderWayAreStoredAtShutdown() async throws {
+        let (folder, path) = try temporaryStorePath()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let store = try SQLiteStore(path: path)
+        let message = QueuedMessage(
+            id: .random(), messageIDHeader: "<s@t>", mailFrom: "from@example.com",
+            recipients: [QueuedRecipient(id: .random(), address: "ok@example.net")],
+            content: Array("Subject: x\r\n\r\nbody\r\n".utf8), credential: nil, clientIP: nil, receivedAt: Date(),
+            eightBitMIME: false, smtpUTF8: false)
+        try await store.commit([message])
+        let transport = SlowTransport(delay: .milliseconds(500))
+        let service = DeliveryService(
+            store: store, transport: transport, configuration: DeliveryService.Configuration(node: "test", pollInterval: .milliseconds(50)),
+            logger: Logger(label: "test"))
+
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await service.run() }
+            let deadline = ContinuousClock.now + .seconds(10)
+            while ContinuousClock.now < deadline, transport.started.withLock({ $0 }) == 0 {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            #expect(transport.started.withLock { $0 } == 1)
+            group.cancelAll()  // as a graceful shutdown does, mid-delivery
+        }
+        #expect(try #require(try await store.message(message.id)).recipients.map(\.state) == [.sent])
+        #expect(try await store.counters(in: .allTime).sent == 1)
+        try await store.close()
+    }
+}

@@ -107,6 +107,13 @@ public struct DeliveryService: Service {
                     }
                 }
                 group.cancelAll()
+                // Deliveries under way end (as they can, cancelled) and what they did is kept:
+                // a recipient the remote accepted must not be sent again after a restart.
+                while let event = await group.next() {
+                    if case .finished(let job, let outcomes) = event {
+                        _ = await loop.finished(job, outcomes)
+                    }
+                }
                 await loop.releaseAll()
             }
         }
@@ -298,9 +305,25 @@ public struct DeliveryService: Service {
             try? await store.renewLeases(Array(held.keys), node: configuration.node, leaseUntil: until)
         }
 
+        /// Writes what is pending and frees every claim, at shutdown. The service's task is
+        /// cancelled by then and the store refuses work from a cancelled task, so the writes
+        /// run in a task of their own.
         mutating func releaseAll() async {
-            await flushOutcomes()
-            try? await store.releaseLeases(Array(held.keys), node: configuration.node)
+            let outcomes = pendingOutcomes
+            let leased = Array(held.keys)
+            pendingOutcomes = []
+            held = [:]
+            let store = self.store
+            let node = configuration.node
+            let logger = self.logger
+            await Task {
+                do {
+                    if !outcomes.isEmpty { try await store.record(outcomes) }
+                } catch {
+                    logger.error("cannot store \(outcomes.count) delivery outcome(s) at shutdown: \(error)")
+                }
+                try? await store.releaseLeases(leased, node: node)
+            }.value
         }
 
         func waitDuration(until wakeUp: Date?) -> Duration {
