@@ -170,6 +170,9 @@ def test_outcomes_per_recipient_with_retry(make_server: ServerFactory, mx_world:
     deferred = events(server, "deferred")
     assert [e["address"] for e in deferred] == ["temp@good.test"]
     assert "greylisted" in deferred[0]["text"]
+    # The deferral keeps what the remote said, as sent and failed events do.
+    assert deferred[0]["code"] == "450" and deferred[0]["enhanced_code"] == "4.2.0", deferred[0]
+    assert deferred[0]["remote_host"] and deferred[0]["stage"] == "rcpt", deferred[0]
     assert [e["address"] for e in events(server, "suppressed")] == ["blocked@good.test"]
     assert mx_world["mx"].seen.get("blocked@good.test") is None
 

@@ -139,6 +139,9 @@ public struct DeliveryService: Service {
         var scheduler: DeliveryScheduler
         var destinations = DestinationKeyTable()
         var held: [RecipientID: DueRecipient] = [:]
+        /// What the remote said when it deferred a recipient (host, code, enhanced code, TLS),
+        /// kept until the scheduler's deferral or expiry of that recipient is written.
+        var lastAttemptDetails: [RecipientID: [String: String]] = [:]
         /// Outcomes not yet written: flushed together (one transaction, one fsync) on the
         /// next tick or when many have gathered. Their recipients stay leased until then.
         var pendingOutcomes: [RecipientOutcome] = []
@@ -173,19 +176,24 @@ public struct DeliveryService: Service {
                 var outcomes: [RecipientOutcome] = []
                 for deferral in actions.deferrals {
                     held[deferral.recipient] = nil
+                    var details = lastAttemptDetails.removeValue(forKey: deferral.recipient) ?? [:]
+                    details["text"] = deferral.reason
+                    details["attempted"] = deferral.attempted ? "true" : "false"
                     outcomes.append(RecipientOutcome(
                         recipientID: deferral.recipient, messageID: deferral.messageID,
-                        kind: .deferred(nextAttemptAt: deferral.nextAttemptAt), at: now,
-                        details: ["text": deferral.reason, "attempted": deferral.attempted ? "true" : "false"]))
+                        kind: .deferred(nextAttemptAt: deferral.nextAttemptAt), at: now, details: details))
                 }
                 for expiry in actions.expiries {
                     held[expiry.recipient] = nil
+                    var details = lastAttemptDetails.removeValue(forKey: expiry.recipient) ?? [:]
+                    details["remote_code"] = details.removeValue(forKey: "code")
+                    details["remote_enhanced_code"] = details.removeValue(forKey: "enhanced_code")
+                    details.merge([
+                        "text": "delivery time expired after \(expiry.attempts) attempts: \(expiry.reason)",
+                        "enhanced_code": "4.4.7", "bounce_class": "soft", "reason": "expired",
+                    ]) { _, new in new }
                     outcomes.append(RecipientOutcome(
-                        recipientID: expiry.recipient, messageID: expiry.messageID, kind: .failed, at: now,
-                        details: [
-                            "text": "delivery time expired after \(expiry.attempts) attempts: \(expiry.reason)",
-                            "enhanced_code": "4.4.7", "bounce_class": "soft", "reason": "expired",
-                        ]))
+                        recipientID: expiry.recipient, messageID: expiry.messageID, kind: .failed, at: now, details: details))
                 }
                 pendingOutcomes += outcomes
                 if !actions.notAdmitted.isEmpty {
@@ -274,7 +282,8 @@ public struct DeliveryService: Service {
                     final.append(RecipientOutcome(recipientID: id, messageID: job.messageID, kind: .failed, at: now, details: details))
                     results.append(DeliveryAttemptResult(recipient: id, outcome: .failed))
                     held[id] = nil
-                case .deferred(let reason, let kind, _):
+                case .deferred(let reason, let kind, let details):
+                    if !details.isEmpty { lastAttemptDetails[id] = details }
                     results.append(DeliveryAttemptResult(recipient: id, outcome: .deferred(reason: reason, kind: kind)))
                 }
             }
