@@ -159,8 +159,13 @@ public protocol DeliveryStore: Sendable {
     /// (final, or queued again with its next attempt time); releases their leases.
     func record(_ outcomes: [RecipientOutcome]) async throws
 
-    /// The message content, for sending.
+    /// The message content, whole (tests and tools; delivery reads it in pieces).
     func content(of message: MessageID) async throws -> [UInt8]?
+
+    /// Up to `maxLength` octets of the message content from `offset`, for streaming it to a
+    /// remote server without holding it whole: `[]` past the end. Throws
+    /// `StoreError(.notFound)` when the message is gone.
+    func readContent(of message: MessageID, offset: Int, maxLength: Int) async throws -> [UInt8]
 
     /// Recipients still queued (not final), oldest first.
     func queueEntries(limit: Int) async throws -> [QueueEntry]

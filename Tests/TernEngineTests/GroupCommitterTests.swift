@@ -42,6 +42,9 @@ final class RecordingStore: Store {
     }
     func releaseLeases(heldBy node: String) async throws { try await inner.releaseLeases(heldBy: node) }
     func content(of message: MessageID) async throws -> [UInt8]? { try await inner.content(of: message) }
+    func readContent(of message: MessageID, offset: Int, maxLength: Int) async throws -> [UInt8] {
+        try await inner.readContent(of: message, offset: offset, maxLength: maxLength)
+    }
     func queueEntries(limit: Int) async throws -> [QueueEntry] { try await inner.queueEntries(limit: limit) }
     func retryNow(_ id: Int64, now: Date) async throws -> Int { try await inner.retryNow(id, now: now) }
     func drop(_ id: Int64, now: Date) async throws -> Int { try await inner.drop(id, now: now) }

@@ -113,4 +113,26 @@ import TernStoreSQLite
             #expect(try await store.content(of: .random()) == nil)
         }
     }
+
+    @Test func contentIsReadInPieces() async throws {
+        try await withTemporaryStore { store, _ in
+            var message = sampleMessage()
+            // Larger than a page and not a multiple of the piece size.
+            message.content = (0..<200_003).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 8) }
+            try await store.commit([message])
+            var read: [UInt8] = []
+            while true {
+                let piece = try await store.readContent(of: message.id, offset: read.count, maxLength: 65_536)
+                if piece.isEmpty { break }
+                #expect(piece.count <= 65_536)
+                read += piece
+            }
+            #expect(read == message.content)
+            #expect(try await store.readContent(of: message.id, offset: 200_000, maxLength: 10) == Array(message.content[200_000...]))
+            #expect(try await store.readContent(of: message.id, offset: 500_000, maxLength: 10) == [])
+            await #expect(throws: StoreError.self) {
+                try await store.readContent(of: .random(), offset: 0, maxLength: 10)
+            }
+        }
+    }
 }
