@@ -147,8 +147,10 @@ let package = Package(
         .testTarget(
             name: "TernEngineTests",
             dependencies: [
-                "TernEngine", "TernCore", "TernStoreSQLite", "SMTPCore",
+                "TernEngine", "TernCore", "TernStoreSQLite", "TernDNS", "SMTPCore", "SMTPNIO",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(

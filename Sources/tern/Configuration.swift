@@ -35,6 +35,17 @@ struct TernConfiguration: Sendable {
         var heloName: String?
         /// Seconds a claimed recipient stays leased to this node while it is delivered.
         var lease: Int?
+        /// Keep SMTP sessions open after a delivery for the next message to the same host.
+        var connectionCache = true
+        /// Seconds an idle kept session stays open.
+        var connectionCacheIdleTimeout: Int?
+        /// Messages sent on one session at most.
+        var connectionReuseCountLimit: Int?
+        /// Seconds after its opening that a session is no longer reused.
+        var connectionReuseTimeLimit: Int?
+        /// Idle sessions kept per host (and address, port, TLS policy), and in all.
+        var connectionCacheMaxIdlePerHost: Int?
+        var connectionCacheMaxIdle: Int?
     }
 
     struct Submission: Sendable {
@@ -90,6 +101,9 @@ extension TernConfiguration {
         "delivery.enabled", "delivery.dns_servers", "delivery.smtp_port", "delivery.routes",
         "delivery.retry_schedule", "delivery.max_age", "delivery.initial_concurrency", "delivery.max_concurrency",
         "delivery.connect_timeout", "delivery.helo_name", "delivery.lease",
+        "delivery.connection_cache", "delivery.connection_cache_idle_timeout", "delivery.connection_reuse_count_limit",
+        "delivery.connection_reuse_time_limit", "delivery.connection_cache_max_idle_per_host",
+        "delivery.connection_cache_max_idle",
     ]
 
     /// Keys whose value is a mapping with free-form keys (domains), not more configuration keys.
@@ -156,6 +170,12 @@ extension TernConfiguration {
         delivery.connectTimeout = try source.int("delivery.connect_timeout", minimum: 1)
         delivery.heloName = try source.string("delivery.helo_name")
         delivery.lease = try source.int("delivery.lease", minimum: 5)
+        if let value = try source.bool("delivery.connection_cache") { delivery.connectionCache = value }
+        delivery.connectionCacheIdleTimeout = try source.int("delivery.connection_cache_idle_timeout", minimum: 1)
+        delivery.connectionReuseCountLimit = try source.int("delivery.connection_reuse_count_limit", minimum: 1)
+        delivery.connectionReuseTimeLimit = try source.int("delivery.connection_reuse_time_limit", minimum: 1)
+        delivery.connectionCacheMaxIdlePerHost = try source.int("delivery.connection_cache_max_idle_per_host", minimum: 1)
+        delivery.connectionCacheMaxIdle = try source.int("delivery.connection_cache_max_idle", minimum: 1)
         if (tls.certificate == nil) != (tls.key == nil) {
             throw ConfigurationError(description: "tls.certificate and tls.key must be given together")
         }

@@ -60,6 +60,8 @@ struct Serve: AsyncParsableCommand {
                 store: store, transport: transport,
                 configuration: try configuration.deliveryConfiguration(node: try folder.nodeID()),
                 logger: Logger(label: "tern.delivery"))
+            // Before delivery, so shut down after it: kept sessions are QUIT once no job can use them.
+            if let pool = transport.connectionPool { services.append(.init(service: pool)) }
             services.append(.init(service: delivery))
         } else {
             logger.notice("delivery is disabled (delivery.enabled: false): mail is queued, not sent")
@@ -157,9 +159,16 @@ extension TernConfiguration {
         for (domain, value) in delivery.routes {
             routes[domain.lowercased()] = try DeliveryRoute(parsing: value, key: "delivery.routes.\(domain)")
         }
+        var reuse = SMTPConnectionPool.Configuration()
+        if let value = delivery.connectionCacheIdleTimeout { reuse.idleTimeout = .seconds(value) }
+        if let value = delivery.connectionReuseCountLimit { reuse.maxMessagesPerConnection = value }
+        if let value = delivery.connectionReuseTimeLimit { reuse.maxLifetime = .seconds(value) }
+        if let value = delivery.connectionCacheMaxIdlePerHost { reuse.maxIdlePerNextHop = value }
+        if let value = delivery.connectionCacheMaxIdle { reuse.maxIdle = value }
         return SMTPTransport.Configuration(
             heloName: delivery.heloName ?? hostname, smtpPort: delivery.smtpPort, routes: routes,
-            connectTimeout: .seconds(delivery.connectTimeout ?? 30))
+            connectTimeout: .seconds(delivery.connectTimeout ?? 30), connectionCache: delivery.connectionCache,
+            connectionReuse: reuse)
     }
 
     func deliveryConfiguration(node: String) throws -> DeliveryService.Configuration {

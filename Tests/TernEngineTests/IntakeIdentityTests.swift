@@ -17,7 +17,7 @@ import TernStoreSQLite
         let (credential, _) = try Credential.issue(
             name: "apps", networks: [try #require(IPNetwork("127.0.0.0/8"))], hasher: SecretHasher(rounds: 1 << 10))
         try await store.addCredential(credential)
-        let directory = CredentialDirectory(store: store, refreshInterval: .milliseconds(300))
+        let directory = CredentialDirectory(store: store, refreshInterval: .seconds(2))
         let committer = GroupCommitter(store: store, logger: Logger(label: "test"))
         let intake = Intake(credentials: directory, committer: committer, hostname: "mx.test", logger: Logger(label: "test"))
         let inside = try SocketAddress(ipAddress: "127.0.0.9", port: 40000)
@@ -32,7 +32,7 @@ import TernStoreSQLite
 
         // A removed credential is not served from a snapshot older than the refresh interval.
         #expect(try await store.removeCredential(named: "apps"))
-        try await Task.sleep(for: .milliseconds(400))
+        try await Task.sleep(for: .milliseconds(2100))
         #expect(intake.cachedIdentity(forClientAddress: inside) == .needsLookup)
         #expect(await intake.identity(forClientAddress: inside) == nil)
         #expect(intake.cachedIdentity(forClientAddress: inside) == .known(nil))

@@ -116,6 +116,15 @@ public final class SMTPClientConnection: Sendable {
     /// The connection is still open (it may still be closed by the server at any moment).
     public var isOpen: Bool { channel.isActive }
 
+    /// The session is open and between messages, so `send` would start a transaction now: no
+    /// message in progress, no 421 or timeout seen, no QUIT sent. The server may still close
+    /// the connection at any moment; `send` then defers with nothing sent.
+    public func isReadyForMessage() async -> Bool {
+        guard channel.isActive else { return false }
+        let handler = self.handler
+        return (try? await channel.eventLoop.submit { handler.value.isReadyForMessage }.get()) ?? false
+    }
+
     /// Sends one message and returns one outcome per recipient, in envelope order.
     ///
     /// The content is dot-stuffed as it is written (RFC 5321 §4.5.2). Calls must not overlap.

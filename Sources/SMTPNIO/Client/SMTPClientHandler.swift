@@ -40,6 +40,11 @@ final class SMTPClientHandler: ChannelInboundHandler {
 
     var ready: EventLoopFuture<SMTPServerCapabilities> { readyPromise.futureResult }
     var tlsActive: Bool { machine.tlsActive }
+    /// Open, between messages, and not closing: `startMessage` would start a transaction.
+    var isReadyForMessage: Bool {
+        guard let context, context.channel.isActive, !channelClosed else { return false }
+        return machine.isReadyForMessage && completion == nil
+    }
 
     // MARK: Channel events
 

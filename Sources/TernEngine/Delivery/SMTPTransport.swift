@@ -29,6 +29,9 @@ public struct DeliveryRoute: Sendable, Hashable {
 
 /// smtp(8): delivers a request to the domain's route or MX hosts, trying the next host
 /// on connection failure or a refused greeting, and reports one outcome per recipient.
+///
+/// Sessions are reused across requests through `connectionPool` (Postfix's connection cache):
+/// run it as a service next to the delivery, so that idle sessions expire and are QUIT at shutdown.
 public struct SMTPTransport: DeliveryTransport {
     public struct Configuration: Sendable {
         /// Our name in EHLO.
@@ -38,18 +41,27 @@ public struct SMTPTransport: DeliveryTransport {
         /// Domain (lower-case) or `*` → next hop.
         public var routes: [String: DeliveryRoute]
         public var connectTimeout: Duration
+        /// Keep sessions open after a delivery for the next message to the same next hop.
+        public var connectionCache: Bool
+        /// The limits of kept sessions: idle time, messages and lifetime per session, how many.
+        public var connectionReuse: SMTPConnectionPool.Configuration
 
         public static let defaultSMTPPort = 25
         public static let defaultConnectTimeout: Duration = .seconds(30)
+        public static let defaultConnectionCache = true
 
         public init(
             heloName: String, smtpPort: Int = Configuration.defaultSMTPPort, routes: [String: DeliveryRoute] = [:],
-            connectTimeout: Duration = Configuration.defaultConnectTimeout
+            connectTimeout: Duration = Configuration.defaultConnectTimeout,
+            connectionCache: Bool = Configuration.defaultConnectionCache,
+            connectionReuse: SMTPConnectionPool.Configuration = SMTPConnectionPool.Configuration()
         ) {
             self.heloName = heloName
             self.smtpPort = smtpPort
             self.routes = routes
             self.connectTimeout = connectTimeout
+            self.connectionCache = connectionCache
+            self.connectionReuse = connectionReuse
         }
     }
 
@@ -59,6 +71,8 @@ public struct SMTPTransport: DeliveryTransport {
     private let logger: Logger
     private let opportunisticTLS: SMTPClientTLS?
     private let verifyingTLS: SMTPClientTLS?
+    /// Idle sessions kept for reuse; `nil` when the configuration keeps none.
+    public let connectionPool: SMTPConnectionPool?
 
     public init(configuration: Configuration, resolver: any DNSResolving, group: any EventLoopGroup, logger: Logger) {
         self.configuration = configuration
@@ -67,6 +81,8 @@ public struct SMTPTransport: DeliveryTransport {
         self.logger = logger
         self.opportunisticTLS = try? SMTPClientTLS(verifyCertificate: false)
         self.verifyingTLS = try? SMTPClientTLS(verifyCertificate: true)
+        self.connectionPool = configuration.connectionCache && configuration.connectionReuse.allowsReuse
+            ? SMTPConnectionPool(configuration: configuration.connectionReuse, logger: logger) : nil
     }
 
     /// Where to connect, in order.
@@ -75,6 +91,20 @@ public struct SMTPTransport: DeliveryTransport {
         var address: SocketAddress?
         var port: Int
         var tls: DeliveryRoute.TLS
+        /// The MX preference; hosts of equal preference are interchangeable (RFC 5321 §5.1).
+        var preference: Int
+
+        var nextHop: SMTPNextHop {
+            SMTPNextHop(host: host, address: address?.ipAddress, port: port, tls: tls)
+        }
+    }
+
+    /// How one attempt at one host ended.
+    private enum Attempt {
+        /// The message was handed over (or refused): one outcome per recipient.
+        case completed([SMTPDeliveryOutcome])
+        /// No session, or it ended before the message could start: try the next host.
+        case unusable(String)
     }
 
     public func deliver(_ request: DeliveryRequest) async -> [RecipientID: TransportOutcome] {
@@ -92,30 +122,106 @@ public struct SMTPTransport: DeliveryTransport {
             return Self.all(request, .deferred(reason: error.description, kind: .destination, details: details))
         }
 
+        let message = Self.outgoing(request)
         var lastError = "no mail exchanger for \(request.destination)"
-        for target in targets {
-            let connection: SMTPClientConnection
-            do {
-                connection = try await connect(target)
-            } catch {
-                lastError = error.description
-                logger.info("cannot deliver to \(target.host): \(error); trying the next host if any")
-                continue
-            }
-            do {
-                let outcomes = try await connection.send(Self.outgoing(request))
-                await connection.quit()
+        for target in preferringIdleSessions(targets) {
+            switch await attempt(message, to: target) {
+            case .completed(let outcomes):
                 return Self.map(outcomes, request)
-            } catch {
-                lastError = "\(target.host): \(error)"
-                await connection.close()
+            case .unusable(let error):
+                lastError = error
             }
         }
         return Self.all(request, .deferred(reason: lastError, kind: .destination, details: ["text": lastError]))
     }
 
+    /// Sends on an idle session to `target` when there is one, else on a new one.
+    ///
+    /// A kept session may have been closed by the server while idle, or answer 421 to the next
+    /// command: when it fails before the message content was sent, the message is sent once more
+    /// on a new connection. After the content, never: the server may have taken the message.
+    private func attempt(_ message: SMTPOutgoingMessage, to target: Target) async -> Attempt {
+        let nextHop = target.nextHop
+        if let pool = connectionPool, var lease = await pool.checkOut(nextHop) {
+            do {
+                let outcomes = try await lease.connection.send(message)
+                lease.uses += 1
+                guard Self.mayRetryOnNewConnection(after: outcomes) else {
+                    await release(lease, after: outcomes)
+                    return .completed(outcomes)
+                }
+                logger.info(
+                    "reused session to \(nextHop) failed before the message was sent: \(outcomes.first?.description ?? ""); trying a new connection")
+            } catch {
+                logger.info("reused session to \(nextHop) failed before the message was sent: \(error); trying a new connection")
+            }
+            await lease.connection.close()
+        }
+
+        let openedAt = ContinuousClock.now
+        let connection: SMTPClientConnection
+        do {
+            connection = try await connect(target)
+        } catch {
+            logger.info("cannot deliver to \(target.host): \(error); trying the next host if any")
+            return .unusable(error.description)
+        }
+        do {
+            let outcomes = try await connection.send(message)
+            await release(SMTPConnectionPool.Lease(connection: connection, key: nextHop, openedAt: openedAt, uses: 1), after: outcomes)
+            return .completed(outcomes)
+        } catch {
+            await connection.close()
+            return .unusable("\(target.host): \(error)")
+        }
+    }
+
+    /// Keeps the session for the next message after a successful transaction; QUIT otherwise.
+    private func release(_ lease: SMTPConnectionPool.Lease, after outcomes: [SMTPDeliveryOutcome]) async {
+        if let pool = connectionPool, Self.mayKeepSession(after: outcomes) {
+            await pool.checkIn(lease)
+        } else {
+            await lease.connection.quit()
+        }
+    }
+
+    /// A session is kept only when its last reply was a 2xx to the end of data: never after a
+    /// refusal, a 421 or a broken conversation.
+    static func mayKeepSession(after outcomes: [SMTPDeliveryOutcome]) -> Bool {
+        outcomes.contains { $0.status == .sent }
+    }
+
+    /// A reused session failed before the content was sent: every recipient deferred while
+    /// waiting for RSET, MAIL or RCPT, by a lost connection, a timeout or a 421. The server
+    /// cannot have taken the message, so trying again on a new connection delivers it once.
+    /// - SeeAlso: RFC 5321 §3.8, §4.1.1.4
+    static func mayRetryOnNewConnection(after outcomes: [SMTPDeliveryOutcome]) -> Bool {
+        !outcomes.isEmpty
+            && outcomes.allSatisfy { outcome in
+                guard outcome.status == .deferred, !outcome.isRemoteReply || outcome.code == 421 else { return false }
+                switch outcome.stage {
+                case .connection, .beforeMail, .mail, .rcpt: return true
+                case .data, .endOfData: return false
+                }
+            }
+    }
+
+    /// Among the most preferred hosts, one with an idle session goes first.
+    private func preferringIdleSessions(_ targets: [Target]) -> [Target] {
+        guard let pool = connectionPool, let first = targets.first else { return targets }
+        let preferred = targets.prefix { $0.preference == first.preference }
+        guard let index = preferred.firstIndex(where: { pool.hasIdle($0.nextHop) }), index != targets.startIndex else { return targets }
+        var ordered = targets
+        ordered.insert(ordered.remove(at: index), at: ordered.startIndex)
+        return ordered
+    }
+
     private func connect(_ target: Target) async throws(SMTPClientError) -> SMTPClientConnection {
         var client = SMTPClientConfiguration(localHostname: configuration.heloName)
+        if connectionPool != nil {
+            // The pool closes idle sessions; the session's own idle QUIT is only a backstop.
+            client.timeouts.idle = max(client.timeouts.idle, configuration.connectionReuse.idleTimeout * 2)
+        }
         let tls: SMTPClientTLS?
         switch target.tls {
         case .opportunistic:
@@ -140,7 +246,7 @@ public struct SMTPTransport: DeliveryTransport {
 
     private func targets(for destination: String) async -> Result<[Target], MailRoutingError> {
         if let route = configuration.routes[destination] ?? configuration.routes["*"] {
-            return .success([Target(host: route.host, address: nil, port: route.port, tls: route.tls)])
+            return .success([Target(host: route.host, address: nil, port: route.port, tls: route.tls, preference: 0)])
         }
         var random = SystemRandomNumberGenerator()
         do {
@@ -149,7 +255,9 @@ public struct SMTPTransport: DeliveryTransport {
             for exchanger in exchangers {
                 for address in exchanger.addresses {
                     guard let socket = try? SocketAddress(ipAddress: address.description, port: configuration.smtpPort) else { continue }
-                    targets.append(Target(host: exchanger.host.description, address: socket, port: configuration.smtpPort, tls: .opportunistic))
+                    targets.append(Target(
+                        host: exchanger.host.description, address: socket, port: configuration.smtpPort, tls: .opportunistic,
+                        preference: Int(exchanger.preference)))
                 }
             }
             return .success(targets)
