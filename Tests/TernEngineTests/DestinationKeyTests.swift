@@ -1,8 +1,10 @@
 import Foundation
 import Logging
+import NIOPosix
 import Synchronization
 import Testing
 import TernCore
+import TernDNS
 import TernStoreSQLite
 @testable import TernEngine
 
@@ -105,5 +107,49 @@ final class SharedHostsTransport: DeliveryTransport {
         #expect(requests.last == ["four@b.test", "three@a.test"])
         #expect(transport.keyLookups.withLock { $0.sorted() } == ["a.test", "b.test"])
         try await store.close()
+    }
+}
+
+/// MX and A records for a few test domains; anything else is NXDOMAIN.
+struct MXTable: DNSResolving {
+    var mx: [String: [(UInt16, String)]]
+
+    func lookup(_ name: DNSName, _ type: DNSRecordType) async throws(DNSError) -> DNSAnswer {
+        let records: [DNSRecordData]
+        switch type {
+        case .mx:
+            guard let found = mx[name.canonical] else { throw DNSError(.nameDoesNotExist, name: name.description, type: type) }
+            records = found.compactMap { preference, host in
+                (try? DNSName(host)).map { .mx(MXRecord(preference: preference, exchange: $0)) }
+            }
+        case .a:
+            records = [.a(IPv4Address(127, 0, 0, 1))]
+        default:
+            records = []
+        }
+        return DNSAnswer(
+            question: DNSQuestion(name: name, type: type), canonicalName: name,
+            records: records.map { DNSResourceRecord(name: name, ttl: 60, data: $0) })
+    }
+}
+
+@Suite struct SMTPTransportDestinationKeyTests {
+    @Test func domainsWithTheSameMXHostsShareAKey() async throws {
+        let group = MultiThreadedEventLoopGroup.singleton
+        let resolver = MXTable(mx: [
+            "a.test": [(10, "mx1.shared.test"), (20, "MX2.shared.test")],
+            "b.test": [(5, "mx2.shared.test"), (5, "mx1.shared.test")],
+            "c.test": [(10, "mx1.shared.test")],
+        ])
+        let transport = SMTPTransport(
+            configuration: SMTPTransport.Configuration(
+                heloName: "client.test", routes: ["routed.test": DeliveryRoute(host: "relay.test", port: 2525)]),
+            resolver: resolver, group: group, logger: Logger(label: "test"))
+        let a = await transport.destinationKey(forDomain: "a.test")
+        #expect(a != nil)
+        #expect(await transport.destinationKey(forDomain: "b.test") == a)
+        #expect(await transport.destinationKey(forDomain: "c.test") != a)
+        #expect(await transport.destinationKey(forDomain: "routed.test") == "route:relay.test:2525")
+        #expect(await transport.destinationKey(forDomain: "missing.test") == nil)
     }
 }

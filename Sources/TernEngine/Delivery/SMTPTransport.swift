@@ -244,6 +244,21 @@ public struct SMTPTransport: DeliveryTransport {
             connectTimeout: configuration.connectTimeout, logger: logger)
     }
 
+    /// A routed domain's destination is its next hop; any other domain's is the set of its MX
+    /// host names, so that domains one provider hosts share one concurrency limit. nil when
+    /// the MX lookup fails (the delivery itself then reports why).
+    public func destinationKey(forDomain domain: String) async -> DestinationKey? {
+        if let route = configuration.routes[domain] ?? configuration.routes["*"] {
+            return DestinationKey("route:\(route.host):\(route.port)")
+        }
+        var random = SystemRandomNumberGenerator()
+        guard let exchangers = try? await resolver.mailExchangers(for: domain, using: &random), !exchangers.isEmpty else {
+            return nil
+        }
+        let hosts = Set(exchangers.map { $0.host.description.lowercased() }).sorted()
+        return DestinationKey("mx:" + hosts.joined(separator: ","))
+    }
+
     private func targets(for destination: String) async -> Result<[Target], MailRoutingError> {
         if let route = configuration.routes[destination] ?? configuration.routes["*"] {
             return .success([Target(host: route.host, address: nil, port: route.port, tls: route.tls, preference: 0)])
