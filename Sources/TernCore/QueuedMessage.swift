@@ -15,6 +15,7 @@ public struct QueuedMessage: Sendable {
     public var credential: String?
     public var clientIP: String?
     public var receivedAt: Date
+    /// The content has octets above 127: BODY=8BITMIME was given, or intake found them.
     public var eightBitMIME: Bool
     public var smtpUTF8: Bool
 

@@ -349,7 +349,7 @@ struct SMTPConnectionReuseSocketTests {
             queuedAt: Date(), nextAttemptAt: Date(), eightBitMIME: false, smtpUTF8: false, size: 30)
         return DeliveryRequest(
             messageID: message, mailFrom: "sender@tern.test", destination: "d.test", recipients: [recipient],
-            content: Array("Subject: reuse\r\n\r\nHello\r\n".utf8), eightBitMIME: false, smtpUTF8: false)
+            content: .bytes(Array("Subject: reuse\r\n\r\nHello\r\n".utf8)), eightBitMIME: false, smtpUTF8: false)
     }
 
     /// Delivers to `local@d.test` and returns the one outcome's kind.

@@ -63,11 +63,11 @@ public struct DeliveryService: Service {
                     actions = await loop.perform(actions, flush: tick)
                     tick = false
                     for job in actions.start {
-                        guard let request = await loop.request(for: job) else {
+                        guard let request = loop.request(for: job) else {
                             actions = loop.scheduler.attemptsFinished(
                                 job.recipients.map {
                                     DeliveryAttemptResult(
-                                        recipient: $0, outcome: .deferred(reason: "message content unavailable", kind: .recipient))
+                                        recipient: $0, outcome: .deferred(reason: "recipients of the job are no longer held", kind: .recipient))
                                 }, now: Date())
                             continue
                         }
@@ -257,14 +257,14 @@ public struct DeliveryService: Service {
             return scheduler.loaded(scheduled, now: now)
         }
 
-        func request(for job: DeliveryJob) async -> DeliveryRequest? {
+        /// The job as the transport takes it; the content is read from the store while it is sent.
+        func request(for job: DeliveryJob) -> DeliveryRequest? {
             let recipients = job.recipients.compactMap { held[$0] }
-            guard let first = recipients.first,
-                let content = try? await store.content(of: job.messageID)
-            else { return nil }
+            guard let first = recipients.first else { return nil }
             return DeliveryRequest(
-                messageID: job.messageID, mailFrom: first.mailFrom, destination: first.domain,
-                recipients: recipients, content: content, eightBitMIME: first.eightBitMIME, smtpUTF8: first.smtpUTF8)
+                messageID: job.messageID, mailFrom: first.mailFrom, destination: first.domain, recipients: recipients,
+                content: .stored(job.messageID, size: first.size, in: store), eightBitMIME: first.eightBitMIME,
+                smtpUTF8: first.smtpUTF8)
         }
 
         mutating func finished(_ job: DeliveryJob, _ outcomes: [RecipientID: TransportOutcome]) async -> DeliveryScheduler.Actions {

@@ -1,3 +1,4 @@
+public import NIOCore
 public import TernCore
 
 /// One delivery attempt: one message to the recipients of one destination.
@@ -8,12 +9,14 @@ public struct DeliveryRequest: Sendable {
     /// hosts are delivered together): where the route or MX lookup starts.
     public var destination: String
     public var recipients: [DueRecipient]
-    public var content: [UInt8]
+    /// Read piece by piece while it is sent, as often as the transport needs to.
+    public var content: DeliveryContent
+    /// The content has octets above 127 (declared with BODY=8BITMIME or found at intake).
     public var eightBitMIME: Bool
     public var smtpUTF8: Bool
 
     public init(
-        messageID: MessageID, mailFrom: String, destination: String, recipients: [DueRecipient], content: [UInt8],
+        messageID: MessageID, mailFrom: String, destination: String, recipients: [DueRecipient], content: DeliveryContent,
         eightBitMIME: Bool, smtpUTF8: Bool
     ) {
         self.messageID = messageID
@@ -23,6 +26,70 @@ public struct DeliveryRequest: Sendable {
         self.content = content
         self.eightBitMIME = eightBitMIME
         self.smtpUTF8 = smtpUTF8
+    }
+}
+
+/// A message's content as delivery reads it: in pieces, from the store, so that a large
+/// message is never held whole (and never once per job or recipient) while it is sent.
+public struct DeliveryContent: Sendable {
+    /// Octets in all.
+    public let size: Int
+    private let read: @Sendable (_ offset: Int, _ maxLength: Int) async throws -> [UInt8]
+
+    /// Octets read from the store at a time.
+    public static let defaultPieceSize = 64 * 1024
+
+    /// `read` returns up to `maxLength` octets from `offset`, `[]` at the end.
+    public init(size: Int, read: @escaping @Sendable (_ offset: Int, _ maxLength: Int) async throws -> [UInt8]) {
+        self.size = size
+        self.read = read
+    }
+
+    /// The content of a queued message, read from the store as it is sent.
+    public static func stored(_ message: MessageID, size: Int, in store: any DeliveryStore) -> DeliveryContent {
+        DeliveryContent(size: size) { offset, maxLength in
+            try await store.readContent(of: message, offset: offset, maxLength: maxLength)
+        }
+    }
+
+    /// Content already in memory (tests, small tools).
+    public static func bytes(_ bytes: [UInt8]) -> DeliveryContent {
+        DeliveryContent(size: bytes.count) { offset, maxLength in
+            guard offset < bytes.count else { return [] }
+            return Array(bytes[offset..<min(bytes.count, offset + maxLength)])
+        }
+    }
+
+    /// The pieces in order; each iteration reads from the start again.
+    public func pieces(ofSize pieceSize: Int = DeliveryContent.defaultPieceSize) -> Pieces {
+        Pieces(content: self, pieceSize: pieceSize)
+    }
+
+    public struct Pieces: AsyncSequence, Sendable {
+        public typealias Element = ByteBuffer
+        let content: DeliveryContent
+        let pieceSize: Int
+
+        public func makeAsyncIterator() -> AsyncIterator {
+            AsyncIterator(content: content, pieceSize: pieceSize)
+        }
+
+        public struct AsyncIterator: AsyncIteratorProtocol {
+            let content: DeliveryContent
+            let pieceSize: Int
+            var offset = 0
+            var finished = false
+
+            public mutating func next() async throws -> ByteBuffer? {
+                guard !finished else { return nil }
+                let piece = try await content.read(offset, pieceSize)
+                offset += piece.count
+                // A short piece is the last: no read just to learn that the content ended.
+                if piece.count < pieceSize { finished = true }
+                if piece.isEmpty { return nil }
+                return ByteBuffer(bytes: piece)
+            }
+        }
     }
 }
 

@@ -283,11 +283,11 @@ public struct SMTPTransport: DeliveryTransport {
 
     static func outgoing(_ request: DeliveryRequest) -> SMTPOutgoingMessage {
         let reversePath: SMTPReversePath = request.mailFrom.isEmpty ? .null : .mailbox(mailbox(request.mailFrom))
-        var buffer = ByteBufferAllocator().buffer(capacity: request.content.count)
-        buffer.writeBytes(request.content)
         return SMTPOutgoingMessage(
-            from: reversePath, to: request.recipients.map { mailbox($0.address) }, content: buffer,
-            needsEightBitMIME: request.eightBitMIME ? true : nil, needsSMTPUTF8: request.smtpUTF8)
+            envelope: SMTPOutgoingEnvelope(
+                reversePath: reversePath, recipients: request.recipients.map { mailbox($0.address) },
+                contentSize: request.content.size, needsEightBitMIME: request.eightBitMIME, needsSMTPUTF8: request.smtpUTF8),
+            content: .chunks(SMTPContentChunks(request.content.pieces())))
     }
 
     static func mailbox(_ address: String) -> SMTPMailbox {

@@ -83,6 +83,7 @@ public struct Intake: SMTPServerBackend {
             id: id, messageIDHeader: stamped.messageID, mailFrom: received.mailFrom,
             recipients: received.recipients.map { QueuedRecipient(id: .random(), address: $0) },
             content: stamped.content, credential: received.identity?.credentialName, clientIP: clientIP,
-            receivedAt: now, eightBitMIME: received.eightBitMIME, smtpUTF8: received.smtpUTF8)
+            receivedAt: now, eightBitMIME: received.eightBitMIME || stamped.content.contains { $0 >= 0x80 },
+            smtpUTF8: received.smtpUTF8)
     }
 }
