@@ -331,6 +331,32 @@ struct SMTPClientSmtpSinkTests {
         }
     }
 
+    /// The session waits idle (long timeout) before the transaction; the transaction's short
+    /// timeouts must still hold, though the timer was armed for the idle one. smtp-sink holds
+    /// its replies to the pipelined MAIL, RCPT and DATA for 3 s.
+    @Test(.enabled(if: ClientTestTools.enabled(ClientTestTools.hasSMTPSink)))
+    func aShorterTimeoutReplacesALongerOne() async throws {
+        try await withClientGroup { group in
+            let sink = try await PeerProcess.smtpSink(["-w", "3"], group: group)
+            defer { sink.stop() }
+            var configuration = testClientConfiguration
+            configuration.timeouts.idle = .seconds(30)
+            configuration.timeouts.mail = .milliseconds(300)
+            configuration.timeouts.rcpt = .milliseconds(300)
+            configuration.timeouts.dataInitiation = .milliseconds(300)
+            configuration.timeouts.command = .milliseconds(300)
+            let connection = try await SMTPClientConnection.connect(
+                host: "127.0.0.1", port: sink.port, configuration: configuration, group: group, logger: clientLogger
+            )
+            try await Task.sleep(for: .milliseconds(100))
+            let started = ContinuousClock.now
+            let outcomes = try await connection.send(message(to: ["a@d.test"]))
+            #expect(outcomes.map(\.status) == [.deferred], "\(describe(outcomes))")
+            #expect(ContinuousClock.now - started < .seconds(2), "timed out after 300 ms, not after the sink's 3 s delay")
+            await connection.close()
+        }
+    }
+
     @Test(.enabled(if: ClientTestTools.enabled(ClientTestTools.hasSMTPSink)))
     func idleConnectionQuits() async throws {
         try await withClientGroup { group in

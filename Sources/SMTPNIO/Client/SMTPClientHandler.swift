@@ -18,6 +18,10 @@ final class SMTPClientHandler: ChannelInboundHandler {
     private let logger: Logger
     private var context: ChannelHandlerContext?
     private var timer: Scheduled<Void>?
+    /// When the timer fires (it may fire before `deadline`, then it re-arms).
+    private var timerDeadline: NIODeadline?
+    /// When the pending wait times out; nil when nothing is awaited.
+    private var deadline: NIODeadline?
     private var channelClosed = false
     /// From `.startTLS` until the first reply over TLS: an error now is a failed handshake.
     private var handshaking = false
@@ -52,6 +56,7 @@ final class SMTPClientHandler: ChannelInboundHandler {
         // The context holds this handler: drop ours so the pair can be freed.
         timer?.cancel()
         timer = nil
+        timerDeadline = nil
         self.context = nil
         // A channel that never became active (connection refused) never ran `channelInactive`:
         // whoever waits on a promise must still get an answer.
@@ -117,11 +122,13 @@ final class SMTPClientHandler: ChannelInboundHandler {
         channelClosed = true
         timer?.cancel()
         timer = nil
+        timerDeadline = nil
         perform(machine.connectionClosed())
         // Nothing may be scheduled after the close: a pending timer would keep this handler
         // (and the session's buffers) alive until it fires.
         timer?.cancel()
         timer = nil
+        timerDeadline = nil
         let closed = SMTPClientError(
             .connectionClosed,
             reply: SMTPReply(code: 421, EnhancedStatusCode(class: 4, subject: 4, detail: 2), "Connection to \(machine.remoteHost) closed"),
@@ -275,12 +282,32 @@ final class SMTPClientHandler: ChannelInboundHandler {
         perform(machine.tlsEstablished())
     }
 
+    /// Sets the deadline to the machine's `pendingTimeout` from now. The timer is re-armed only
+    /// when the deadline moves earlier; when it fires early it re-arms itself for the deadline.
+    /// That saves a cancel and a schedule for nearly every reply and content write.
     private func armTimer() {
+        guard !channelClosed, let context, let timeout = machine.pendingTimeout else {
+            deadline = nil
+            return
+        }
+        let newDeadline = NIODeadline.now() + TimeAmount(timeout)
+        deadline = newDeadline
+        if timer != nil, let timerDeadline, timerDeadline <= newDeadline { return }
+        schedule(at: newDeadline, context: context)
+    }
+
+    private func schedule(at when: NIODeadline, context: ChannelHandlerContext) {
         timer?.cancel()
-        timer = nil
-        guard !channelClosed, let context, let timeout = machine.pendingTimeout else { return }
-        timer = context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(timeout)) {
+        timerDeadline = when
+        timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: when) {
             self.timer = nil
+            self.timerDeadline = nil
+            guard !self.channelClosed, let deadline = self.deadline, let context = self.context else { return }
+            if deadline > NIODeadline.now() {
+                self.schedule(at: deadline, context: context)
+                return
+            }
+            self.deadline = nil
             self.logger.debug("SMTP client timeout")
             self.perform(self.machine.timeoutFired())
         }
