@@ -147,6 +147,9 @@ public protocol DeliveryStore: Sendable {
     /// each: up to half the limit each (new mail gets the odd one), and what one kind cannot
     /// fill goes to the other. So however many retries are due, new mail is claimed too.
     func claimDueRecipients(now: Date, limit: Int, node: String, leaseUntil: Date) async throws -> [DueRecipient]
+    /// The same with the two shares given: up to `newLimit` new recipients and up to
+    /// `retryLimit` retries, and no more of either kind.
+    func claimDueRecipients(now: Date, newLimit: Int, retryLimit: Int, node: String, leaseUntil: Date) async throws -> [DueRecipient]
 
     /// Extends the leases `node` holds on these recipients (while their delivery runs).
     func renewLeases(_ recipients: [RecipientID], node: String, leaseUntil: Date) async throws

@@ -17,17 +17,33 @@ extension SQLiteStore {
                 // Fewer retries than their share: new mail takes the rest.
                 newMail = try Self.due(.new, now: nowMS, limit: limit - retries.count, in: db)
             }
-            let lease = try db.cachedStatement(sql: "UPDATE recipients SET lease_node = ?, lease_until = ? WHERE id = ?")
-            return try (newMail + retries).map { row in
-                let id: Int64 = row["id"]
-                try lease.execute(arguments: [node, leaseUntil.millisecondsSince1970, id])
-                return DueRecipient(
-                    id: RecipientID(rawValue: id), messageID: MessageID(rawValue: row["message_id"]),
-                    address: row["address"], mailFrom: row["mail_from"], attempts: row["attempts"],
-                    queuedAt: Date(millisecondsSince1970: row["received_at"]),
-                    nextAttemptAt: Date(millisecondsSince1970: row["next_attempt_at"]),
-                    eightBitMIME: row["eight_bit_mime"], smtpUTF8: row["smtp_utf8"], size: row["size"])
-            }
+            return try Self.lease(newMail + retries, to: node, until: leaseUntil, in: db)
+        }
+    }
+
+    /// Claims exactly the shares asked for: the scheduler knows how much room it has for each
+    /// kind, so nothing is claimed only to be handed back.
+    public func claimDueRecipients(now: Date, newLimit: Int, retryLimit: Int, node: String, leaseUntil: Date) async throws -> [DueRecipient] {
+        guard newLimit > 0 || retryLimit > 0 else { return [] }
+        let nowMS = now.millisecondsSince1970
+        return try await writer.write { db in
+            let newMail = try Self.due(.new, now: nowMS, limit: newLimit, in: db)
+            let retries = try Self.due(.retry, now: nowMS, limit: retryLimit, in: db)
+            return try Self.lease(newMail + retries, to: node, until: leaseUntil, in: db)
+        }
+    }
+
+    private static func lease(_ rows: [Row], to node: String, until leaseUntil: Date, in db: Database) throws -> [DueRecipient] {
+        let lease = try db.cachedStatement(sql: "UPDATE recipients SET lease_node = ?, lease_until = ? WHERE id = ?")
+        return try rows.map { row in
+            let id: Int64 = row["id"]
+            try lease.execute(arguments: [node, leaseUntil.millisecondsSince1970, id])
+            return DueRecipient(
+                id: RecipientID(rawValue: id), messageID: MessageID(rawValue: row["message_id"]),
+                address: row["address"], mailFrom: row["mail_from"], attempts: row["attempts"],
+                queuedAt: Date(millisecondsSince1970: row["received_at"]),
+                nextAttemptAt: Date(millisecondsSince1970: row["next_attempt_at"]),
+                eightBitMIME: row["eight_bit_mime"], smtpUTF8: row["smtp_utf8"], size: row["size"])
         }
     }
 

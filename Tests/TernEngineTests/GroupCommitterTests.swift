@@ -33,6 +33,9 @@ final class RecordingStore: Store {
     func claimDueRecipients(now: Date, limit: Int, node: String, leaseUntil: Date) async throws -> [DueRecipient] {
         try await inner.claimDueRecipients(now: now, limit: limit, node: node, leaseUntil: leaseUntil)
     }
+    func claimDueRecipients(now: Date, newLimit: Int, retryLimit: Int, node: String, leaseUntil: Date) async throws -> [DueRecipient] {
+        try await inner.claimDueRecipients(now: now, newLimit: newLimit, retryLimit: retryLimit, node: node, leaseUntil: leaseUntil)
+    }
     func record(_ outcomes: [RecipientOutcome]) async throws { try await inner.record(outcomes) }
     func renewLeases(_ recipients: [RecipientID], node: String, leaseUntil: Date) async throws {
         try await inner.renewLeases(recipients, node: node, leaseUntil: leaseUntil)

@@ -30,6 +30,30 @@ import TernCore
         return try await store.claimDueRecipients(now: now, limit: limit, node: node, leaseUntil: now.addingTimeInterval(60))
     }
 
+    @Test(arguments: [
+        // newLimit, retryLimit → new, retries claimed (20 of each due)
+        (0, 5, 0, 5),
+        (3, 0, 3, 0),
+        (4, 6, 4, 6),
+        (0, 0, 0, 0),
+        (30, 30, 20, 20),
+    ])
+    func explicitSharesTakeNoMoreOfAKindThanAsked(_ newLimit: Int, _ retryLimit: Int, _ newClaimed: Int, _ retriesClaimed: Int) async throws {
+        try await withTemporaryStore { store, _ in
+            let queued = try await queue(new: 20, retries: 20, in: store)
+            let now = t0.addingTimeInterval(20)
+            let claimed = try await store.claimDueRecipients(
+                now: now, newLimit: newLimit, retryLimit: retryLimit, node: "a", leaseUntil: now.addingTimeInterval(60))
+            #expect(claimed.filter { queued.new.contains($0.id) }.count == newClaimed)
+            #expect(claimed.filter { queued.retries.contains($0.id) }.count == retriesClaimed)
+            // Leased: a second claim does not take them again.
+            let again = try await store.claimDueRecipients(
+                now: now, newLimit: 40, retryLimit: 40, node: "b", leaseUntil: now.addingTimeInterval(60))
+            #expect(Set(again.map(\.id)).isDisjoint(with: claimed.map(\.id)))
+            #expect(again.count + claimed.count == 40)
+        }
+    }
+
     @Test func newMailIsClaimedPastADueBacklog() async throws {
         try await withTemporaryStore { store, _ in
             let queued = try await queue(new: 5, retries: 1000, in: store)

@@ -168,7 +168,7 @@ public struct DeliveryService: Service {
             if flush, let request = pendingLoad {
                 pendingLoad = nil
                 await flushOutcomes()
-                actions = merge(actions, await load(request.total, now: Date()))
+                actions = merge(actions, await load(request, now: Date()))
             }
             while true {
                 start += actions.start
@@ -208,7 +208,7 @@ public struct DeliveryService: Service {
                     break
                 }
                 await flushOutcomes()
-                actions = await load(request.total, now: now)
+                actions = await load(request, now: now)
             }
             if flush || pendingOutcomes.count >= Self.maxPendingOutcomes {
                 await flushOutcomes()
@@ -233,12 +233,13 @@ public struct DeliveryService: Service {
             return merged
         }
 
-        private mutating func load(_ limit: Int, now: Date) async -> DeliveryScheduler.Actions {
+        private mutating func load(_ request: LoadRequest, now: Date) async -> DeliveryScheduler.Actions {
             lastLoad = ContinuousClock.now
             let claimed: [DueRecipient]
             do {
                 claimed = try await store.claimDueRecipients(
-                    now: now, limit: limit, node: configuration.node, leaseUntil: now.addingTimeInterval(configuration.lease.schedulerTimeInterval))
+                    now: now, newLimit: request.newLimit, retryLimit: request.retryLimit, node: configuration.node,
+                    leaseUntil: now.addingTimeInterval(configuration.lease.schedulerTimeInterval))
             } catch {
                 logger.error("cannot claim due recipients: \(error)")
                 return scheduler.loadFailed(now: now)
