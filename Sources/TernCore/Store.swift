@@ -8,6 +8,11 @@ public protocol Store: DeliveryStore {
     /// sessions' messages into one call so they share one fsync.
     func commit(_ messages: [QueuedMessage]) async throws
 
+    /// The same as `commit(_:)`, reporting through `completion` (once, on any thread). The
+    /// group committer uses this form; a store that can write without a task per commit
+    /// overrides it. The default runs `commit(_:)` in a task.
+    func commit(_ messages: [QueuedMessage], completion: @escaping @Sendable (Result<Void, any Error>) -> Void)
+
     /// Counters computed from the event rows in `range`.
     func counters(in range: TimeRange) async throws -> Counters
 
@@ -25,6 +30,19 @@ public protocol Store: DeliveryStore {
 
     /// Closes the store; pending writes are finished first.
     func close() async throws
+}
+
+extension Store {
+    public func commit(_ messages: [QueuedMessage], completion: @escaping @Sendable (Result<Void, any Error>) -> Void) {
+        Task {
+            do {
+                try await commit(messages)
+                completion(.success(()))
+            } catch {
+                completion(.failure(error))
+            }
+        }
+    }
 }
 
 /// A store error with a message safe to show to an operator.

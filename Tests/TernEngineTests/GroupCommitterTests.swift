@@ -11,11 +11,14 @@ final class RecordingStore: Store {
     let inner: SQLiteStore
     let groups = Mutex<[Int]>([])
     let failNext = Mutex(false)
+    let commitDelay = Mutex(Duration.zero)
 
     init(_ inner: SQLiteStore) { self.inner = inner }
 
     func commit(_ messages: [QueuedMessage]) async throws {
         groups.withLock { $0.append(messages.count) }
+        let delay = commitDelay.withLock { $0 }
+        if delay > .zero { try await Task.sleep(for: delay) }
         if failNext.withLock({ value in defer { value = false }; return value }) {
             throw StoreError(.unavailable, "disk full")
         }
@@ -95,6 +98,50 @@ func message(_ index: Int) -> QueuedMessage {
         #expect(groups.reduce(0, +) == 500)
         #expect(groups.count < 500, "commits were not grouped: \(groups.count) transactions")
         #expect(groups.allSatisfy { $0 <= GroupCommitter.defaultMaxBatch })
+        try await store.close()
+    }
+
+    /// Straight on the SQLite store: its own writer-queue commit path, no task per group.
+    @Test func groupsOnTheSQLiteStoresWriter() async throws {
+        let (folder, path) = try temporaryStorePath()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let store = try SQLiteStore(path: path)
+        let committer = GroupCommitter(store: store, logger: Logger(label: "test"))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await committer.run() }
+            try await withThrowingTaskGroup(of: Void.self) { senders in
+                for index in 0..<300 {
+                    senders.addTask { try await committer.commit(message(index)) }
+                }
+                try await senders.waitForAll()
+            }
+            #expect(try await store.messageCount() == 300)
+            committer.stop()
+            try await group.waitForAll()
+        }
+        try await store.close()
+    }
+
+    @Test func stopCommitsWhatIsPendingBeforeRunReturns() async throws {
+        let (folder, path) = try temporaryStorePath()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let store = RecordingStore(try SQLiteStore(path: path))
+        store.commitDelay.withLock { $0 = .milliseconds(200) }
+        let committer = GroupCommitter(store: store, maxBatch: 10, logger: Logger(label: "test"))
+        let run = Task { try await committer.run() }
+        let (results, answer) = AsyncStream.makeStream(of: Bool.self)
+        for index in 0..<40 {
+            committer.commit(message(index)) { result in answer.yield((try? result.get()) != nil) }
+        }
+        while store.groups.withLock({ $0.isEmpty }) { try await Task.sleep(for: .milliseconds(5)) }
+        committer.stop()  // a group is with the store, the others wait
+        try await run.value
+        // `run` returned: everything accepted before the stop is durable.
+        #expect(try await store.messageCount() == 40)
+        var committed = 0
+        for await success in results.prefix(40) where success { committed += 1 }
+        #expect(committed == 40)
+        #expect(store.groups.withLock { $0.count } >= 4)
         try await store.close()
     }
 

@@ -7,8 +7,12 @@ public import TernCore
 /// fsync'd, every message that arrives waits and goes into the next one, so many
 /// concurrent sessions share one fsync instead of queueing for one each.
 ///
-/// A caller's `commit` returns only once its message is durable; only then may the
+/// A caller's completion runs only once its message is durable; only then may the
 /// SMTP session answer 250.
+///
+/// Driven by the store's completions rather than by a task of its own: the next group is
+/// handed to the store from the completion of the one before, so a message goes from the
+/// session's event loop to the store's writer and back with no executor hop in between.
 public final class GroupCommitter: Service, Sendable {
     private struct Request {
         var message: QueuedMessage
@@ -17,8 +21,11 @@ public final class GroupCommitter: Service, Sendable {
 
     private struct State {
         var pending: [Request] = []
-        var wakeUp: CheckedContinuation<Void, Never>?
+        /// A group is with the store.
+        var committing = false
         var stopping = false
+        /// `run` waiting for the last group once stopping.
+        var drained: CheckedContinuation<Void, Never>?
     }
 
     private let store: any Store
@@ -42,26 +49,35 @@ public final class GroupCommitter: Service, Sendable {
         }
     }
 
-    /// Calls `completion` (once, from the committer's task) when `message` is committed or
-    /// its commit failed.
+    /// Calls `completion` (once, on the store's thread) when `message` is committed or its
+    /// commit failed.
     public func commit(_ message: QueuedMessage, completion: @escaping @Sendable (Result<Void, any Error>) -> Void) {
-        let outcome: (accepted: Bool, wakeUp: CheckedContinuation<Void, Never>?) = state.withLock { state in
-            guard !state.stopping else { return (false, nil) }
-            state.pending.append(Request(message: message, completion: completion))
-            defer { state.wakeUp = nil }
-            return (true, state.wakeUp)
+        enum Next {
+            case refused
+            case queued
+            case write([Request])
         }
-        if outcome.accepted {
-            outcome.wakeUp?.resume()
-        } else {
+        let next: Next = state.withLock { state in
+            guard !state.stopping else { return .refused }
+            state.pending.append(Request(message: message, completion: completion))
+            guard !state.committing else { return .queued }
+            state.committing = true
+            return .write(takeGroup(&state))
+        }
+        switch next {
+        case .refused:
             completion(.failure(StoreError(.unavailable, "the queue is shutting down")))
+        case .queued:
+            break
+        case .write(let group):
+            write(group)
         }
     }
 
     public func run() async throws {
         await withGracefulShutdownHandler {
             await withTaskCancellationHandler {
-                await commitUntilStopped()
+                await drained()
             } onCancel: {
                 self.stop()
             }
@@ -72,41 +88,49 @@ public final class GroupCommitter: Service, Sendable {
 
     /// Stops taking new messages; what is pending is still committed before `run` returns.
     public func stop() {
-        let wakeUp = state.withLock { state in
+        let drained = state.withLock { state -> CheckedContinuation<Void, Never>? in
             state.stopping = true
-            defer { state.wakeUp = nil }
-            return state.wakeUp
+            guard !state.committing else { return nil }
+            defer { state.drained = nil }
+            return state.drained
         }
-        wakeUp?.resume()
+        drained?.resume()
     }
 
-    private func commitUntilStopped() async {
-        while true {
-            let batch: [Request]? = state.withLock { state in
-                guard !state.pending.isEmpty else { return state.stopping ? nil : [] }
-                let batch = Array(state.pending.prefix(maxBatch))
-                state.pending.removeFirst(batch.count)
-                return batch
+    /// Returns once stopping and every pending message is written.
+    private func drained() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let done = state.withLock { state in
+                if state.stopping && !state.committing { return true }
+                state.drained = continuation
+                return false
             }
-            guard let batch else { return }
-            if batch.isEmpty {
-                await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                    let resumeNow = state.withLock { state in
-                        if !state.pending.isEmpty || state.stopping { return true }
-                        state.wakeUp = continuation
-                        return false
-                    }
-                    if resumeNow { continuation.resume() }
-                }
-                continue
+            if done { continuation.resume() }
+        }
+    }
+
+    private func takeGroup(_ state: inout State) -> [Request] {
+        let group = Array(state.pending.prefix(maxBatch))
+        state.pending.removeFirst(group.count)
+        return group
+    }
+
+    private func write(_ group: [Request]) {
+        store.commit(group.map(\.message)) { result in
+            // The next group goes to the store before this one's callers hear back.
+            let (next, drained) = self.state.withLock { state -> ([Request]?, CheckedContinuation<Void, Never>?) in
+                if !state.pending.isEmpty { return (self.takeGroup(&state), nil) }
+                state.committing = false
+                guard state.stopping else { return (nil, nil) }
+                defer { state.drained = nil }
+                return (nil, state.drained)
             }
-            do {
-                try await store.commit(batch.map(\.message))
-                for request in batch { request.completion(.success(())) }
-            } catch {
-                logger.error("commit of \(batch.count) messages failed: \(error)")
-                for request in batch { request.completion(.failure(error)) }
+            if let next { self.write(next) }
+            if case .failure(let error) = result {
+                self.logger.error("commit of \(group.count) messages failed: \(error)")
             }
+            for request in group { request.completion(result) }
+            drained?.resume()
         }
     }
 }
