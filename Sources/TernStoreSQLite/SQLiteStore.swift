@@ -6,7 +6,12 @@ public import TernCore
 /// so a commit that returned is on disk.
 public final class SQLiteStore: Store {
     private let pool: DatabasePool
+    private let checkpointer: WALCheckpointer
     public let path: String
+
+    /// WAL pages after which the committing connection checkpoints by itself: only a safety
+    /// valve, for when the background checkpointer falls behind.
+    static let walAutocheckpointPages = 16_384
 
     /// The database, for the store's extensions in other files.
     var writer: DatabasePool { pool }
@@ -18,10 +23,14 @@ public final class SQLiteStore: Store {
         configuration.busyMode = .timeout(10)
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = FULL")
+            // Checkpoints run in the background (`WALCheckpointer`), not inside a commit that
+            // sessions are waiting on for their 250.
+            try db.execute(sql: "PRAGMA wal_autocheckpoint = \(Self.walAutocheckpointPages)")
         }
         self.path = path
         self.pool = try DatabasePool(path: path, configuration: configuration)
         try SQLiteStore.migrator.migrate(pool)
+        self.checkpointer = try WALCheckpointer(path: path)
     }
 
     public func commit(_ messages: [QueuedMessage]) async throws {
@@ -182,6 +191,7 @@ public final class SQLiteStore: Store {
     }
 
     public func close() async throws {
+        await checkpointer.stop()
         try pool.close()
     }
 

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import TernCore
-import TernStoreSQLite
+@testable import TernStoreSQLite
 
 /// A store in a fresh temporary folder, removed afterwards.
 func withTemporaryStore<T>(_ body: (SQLiteStore, String) async throws -> T) async throws -> T {
@@ -103,6 +103,35 @@ func sampleMessage(recipients: Int = 2, at date: Date = Date(), header: String? 
             #expect(try await store.removeCredential(named: "app"))
             #expect(!(try await store.removeCredential(named: "app")))
             #expect(try await store.credential(named: "app") == nil)
+        }
+    }
+}
+
+@Suite struct WALCheckpointTests {
+    private func size(_ path: String) -> Int {
+        ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.intValue ?? 0
+    }
+
+    /// About 12 MB of commits stay far below the commit-time checkpoint threshold (64 MB of
+    /// log): the pages reach the database file only through the background checkpointer.
+    @Test func committedPagesReachTheDatabaseFileInTheBackground() async throws {
+        try await withTemporaryStore { store, path in
+            #expect(SQLiteStore.walAutocheckpointPages * 4096 > 50_000_000)
+            var messages: [QueuedMessage] = []
+            for _ in 0..<2_000 {
+                var message = sampleMessage(recipients: 1)
+                message.content = Array(repeating: UInt8(ascii: "x"), count: 6_000)
+                messages.append(message)
+            }
+            for group in stride(from: 0, to: messages.count, by: 100) {
+                try await store.commit(Array(messages[group..<(group + 100)]))
+            }
+            let deadline = ContinuousClock.now + .seconds(10)
+            while ContinuousClock.now < deadline, size(path) < 10_000_000 {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            #expect(size(path) >= 10_000_000, "database file \(size(path)) octets, log \(size(path + "-wal")) octets")
+            #expect(try await store.messageCount() == 2_000)
         }
     }
 }
