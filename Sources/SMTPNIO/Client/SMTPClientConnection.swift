@@ -131,14 +131,26 @@ public final class SMTPClientConnection: Sendable {
     public func send(_ message: SMTPOutgoingMessage) async throws -> [SMTPDeliveryOutcome] {
         let handler = self.handler
         let envelope = message.envelope
+        // Content held in one buffer is stuffed here and written by the handler itself on the
+        // 354: no hop back to this task in the middle of the transaction.
+        var prepared: ByteBuffer?
+        if case .buffer(let buffer) = message.content {
+            var stuffer = SMTPDotStuffer()
+            var output = ByteBuffer()
+            output.reserveCapacity(buffer.readableBytes + buffer.readableBytes / 64 + 5)
+            stuffer.stuff(buffer, into: &output)
+            stuffer.finish(into: &output)
+            prepared = output
+        }
+        let preparedContent = prepared
         let (contentRequested, completed) = try await channel.eventLoop.submit {
-            try handler.value.startMessage(envelope)
+            try handler.value.startMessage(envelope, preparedContent: preparedContent)
         }.get()
         if try await contentRequested.get() {
             do {
                 switch message.content {
-                case .buffer(let buffer):
-                    try await writeContent(CollectionOfOne(buffer).async)
+                case .buffer:
+                    break  // written by the handler on the 354 (`preparedContent`)
                 case .chunks(let chunks):
                     try await writeContent(chunks)
                 }

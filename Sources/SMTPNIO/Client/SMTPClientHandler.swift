@@ -29,6 +29,9 @@ final class SMTPClientHandler: ChannelInboundHandler {
     private let readyPromise: EventLoopPromise<SMTPServerCapabilities>
     private var readyPending = true
     private var contentRequest: EventLoopPromise<Bool>?
+    /// The whole content, stuffed and terminated, to write on the 354 without a round trip
+    /// to the sending task.
+    private var preparedContent: ByteBuffer?
     private var completion: EventLoopPromise<[SMTPDeliveryOutcome]>?
 
     init(machine: SMTPClientStateMachine, tls: SMTPClientTLS?, eventLoop: any EventLoop, logger: Logger) {
@@ -160,7 +163,12 @@ final class SMTPClientHandler: ChannelInboundHandler {
 
     /// Starts a transaction. The first future says whether content is wanted (354), the second
     /// brings the outcomes.
-    func startMessage(_ envelope: SMTPOutgoingEnvelope) throws(SMTPClientError) -> (EventLoopFuture<Bool>, EventLoopFuture<[SMTPDeliveryOutcome]>) {
+    ///
+    /// With `preparedContent` (already dot-stuffed and ended with `.CRLF`), the handler writes
+    /// it itself on the 354 and the first future answers false: nothing is left to write.
+    func startMessage(
+        _ envelope: SMTPOutgoingEnvelope, preparedContent: ByteBuffer? = nil
+    ) throws(SMTPClientError) -> (EventLoopFuture<Bool>, EventLoopFuture<[SMTPDeliveryOutcome]>) {
         guard let context, machine.isReadyForMessage, completion == nil else {
             throw SMTPClientError(
                 .notReady,
@@ -172,6 +180,7 @@ final class SMTPClientHandler: ChannelInboundHandler {
         let completion = context.eventLoop.makePromise(of: [SMTPDeliveryOutcome].self)
         self.contentRequest = contentRequest
         self.completion = completion
+        self.preparedContent = preparedContent
         perform(machine.startTransaction(envelope))
         return (contentRequest.futureResult, completion.futureResult)
     }
@@ -221,8 +230,15 @@ final class SMTPClientHandler: ChannelInboundHandler {
         case .startTLS:
             startTLS(context: context)
         case .sendContent:
-            contentRequest?.succeed(true)
-            contentRequest = nil
+            if let prepared = preparedContent {
+                preparedContent = nil
+                contentRequest?.succeed(false)
+                contentRequest = nil
+                _ = writeContent(prepared, isEnd: true)
+            } else {
+                contentRequest?.succeed(true)
+                contentRequest = nil
+            }
         case .sendEndOfDataOnly:
             context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: ".\r\n")), promise: nil)
         case .sessionReady(let capabilities):
@@ -244,6 +260,7 @@ final class SMTPClientHandler: ChannelInboundHandler {
                 context.close(promise: nil)
             }
         case .deliveryCompleted(let outcomes, let closeConnection):
+            preparedContent = nil
             contentRequest?.succeed(false)
             contentRequest = nil
             completion?.succeed(outcomes)

@@ -60,6 +60,14 @@ public struct DeliveryContent: Sendable {
         }
     }
 
+    /// The whole content, read piece by piece: for messages small enough to hold.
+    public func whole(pieceSize: Int = DeliveryContent.defaultPieceSize) async throws -> [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(size)
+        for try await piece in pieces(ofSize: pieceSize) { bytes += piece.readableBytesView }
+        return bytes
+    }
+
     /// The pieces in order; each iteration reads from the start again.
     public func pieces(ofSize pieceSize: Int = DeliveryContent.defaultPieceSize) -> Pieces {
         Pieces(content: self, pieceSize: pieceSize)

@@ -122,7 +122,13 @@ public struct SMTPTransport: DeliveryTransport {
             return Self.all(request, .deferred(reason: error.description, kind: .destination, details: details))
         }
 
-        let message = Self.outgoing(request)
+        let message: SMTPOutgoingMessage
+        do {
+            message = try await Self.outgoing(request)
+        } catch {
+            let reason = "message content unavailable: \(error)"
+            return Self.all(request, .deferred(reason: reason, kind: .recipient, details: ["text": reason]))
+        }
         var lastError = "no mail exchanger for \(request.destination)"
         for target in preferringIdleSessions(targets) {
             switch await attempt(message, to: target) {
@@ -281,13 +287,19 @@ public struct SMTPTransport: DeliveryTransport {
         }
     }
 
-    static func outgoing(_ request: DeliveryRequest) -> SMTPOutgoingMessage {
+    /// Content up to this size is read whole before the transaction (one store read) and
+    /// written by the connection's handler on the 354; larger content streams in pieces.
+    static let wholeContentLimit = DeliveryContent.defaultPieceSize
+
+    static func outgoing(_ request: DeliveryRequest) async throws -> SMTPOutgoingMessage {
         let reversePath: SMTPReversePath = request.mailFrom.isEmpty ? .null : .mailbox(mailbox(request.mailFrom))
-        return SMTPOutgoingMessage(
-            envelope: SMTPOutgoingEnvelope(
-                reversePath: reversePath, recipients: request.recipients.map { mailbox($0.address) },
-                contentSize: request.content.size, needsEightBitMIME: request.eightBitMIME, needsSMTPUTF8: request.smtpUTF8),
-            content: .chunks(SMTPContentChunks(request.content.pieces())))
+        let envelope = SMTPOutgoingEnvelope(
+            reversePath: reversePath, recipients: request.recipients.map { mailbox($0.address) },
+            contentSize: request.content.size, needsEightBitMIME: request.eightBitMIME, needsSMTPUTF8: request.smtpUTF8)
+        guard request.content.size <= wholeContentLimit else {
+            return SMTPOutgoingMessage(envelope: envelope, content: .chunks(SMTPContentChunks(request.content.pieces())))
+        }
+        return SMTPOutgoingMessage(envelope: envelope, content: .buffer(ByteBuffer(bytes: try await request.content.whole())))
     }
 
     static func mailbox(_ address: String) -> SMTPMailbox {
