@@ -1,8 +1,15 @@
-/// A message's id: random, positive, 63 bits, assigned at intake before the commit,
-/// so that headers, tracking tokens and VERP addresses can name it without a store round-trip.
+public import Foundation
+import Synchronization
+
+/// A message's id: positive, 63 bits, assigned at intake before the commit, so that
+/// headers, tracking tokens and VERP addresses can name it without a store round-trip.
+/// Intake takes time-ordered ids (`next()`); `random()` is for tests and tools.
 public struct MessageID: RawRepresentable, Hashable, Sendable, Comparable, CustomStringConvertible {
     public var rawValue: Int64
     public init(rawValue: Int64) { self.rawValue = rawValue }
+
+    /// A new time-ordered id (see `TimeOrderedID`).
+    public static func next() -> MessageID { MessageID(rawValue: TimeOrderedID.next()) }
 
     public static func random() -> MessageID {
         var generator = SystemRandomNumberGenerator()
@@ -24,6 +31,9 @@ public struct MessageID: RawRepresentable, Hashable, Sendable, Comparable, Custo
 public struct RecipientID: RawRepresentable, Hashable, Sendable, Comparable, CustomStringConvertible {
     public var rawValue: Int64
     public init(rawValue: Int64) { self.rawValue = rawValue }
+
+    /// A new time-ordered id (see `TimeOrderedID`).
+    public static func next() -> RecipientID { RecipientID(rawValue: TimeOrderedID.next()) }
 
     public static func random() -> RecipientID {
         var generator = SystemRandomNumberGenerator()
@@ -50,4 +60,44 @@ private func parseHex16(_ text: String) -> Int64? {
         return nil
     }
     return Int64(value)
+}
+
+/// Ids that grow with time: the milliseconds since 2025-01-01 in the high 41 bits (until
+/// 2094), a sequence in the low 22. Stores keyed by id then append new rows at the end of
+/// their B-trees instead of at random places, which keeps commits cheap as the store grows.
+///
+/// Within one process every id is larger than the one before. Each millisecond's sequence
+/// starts at a random point of the lower half, so two processes rarely meet; if they did,
+/// the store's primary key refuses the second commit (the client is told to retry: nothing
+/// acknowledged is lost).
+public final class TimeOrderedID: Sendable {
+    /// 2025-01-01T00:00:00Z in milliseconds since 1970.
+    public static let epochMilliseconds: Int64 = 1_735_689_600_000
+    public static let sequenceBits = 22
+
+    /// The process's generator: every id it gives is larger than the one before.
+    public static let shared = TimeOrderedID()
+
+    private let last = Mutex<Int64>(0)
+
+    public init() {}
+
+    public static func next() -> Int64 {
+        shared.next(nowMilliseconds: Int64(Date().timeIntervalSince1970 * 1000))
+    }
+
+    public func next(nowMilliseconds: Int64) -> Int64 {
+        let elapsed = max(0, nowMilliseconds - Self.epochMilliseconds)
+        var random = SystemRandomNumberGenerator()
+        let start = elapsed << Self.sequenceBits | Int64.random(in: 1..<(1 << (Self.sequenceBits - 1)), using: &random)
+        return last.withLock { last in
+            last = max(last + 1, start)
+            return last
+        }
+    }
+
+    /// When an id was made (to the millisecond).
+    public static func date(of id: Int64) -> Date {
+        Date(timeIntervalSince1970: Double((id >> sequenceBits) + epochMilliseconds) / 1000)
+    }
 }

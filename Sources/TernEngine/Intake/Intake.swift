@@ -71,7 +71,7 @@ public struct Intake: SMTPServerBackend {
 
     /// Builds the message to commit: ids, trace headers, one recipient row per forward path.
     func queuedMessage(_ received: SMTPReceivedMessage, now: Date) -> QueuedMessage {
-        let id = MessageID.random()
+        let id = MessageID.next()
         let clientIP = received.clientAddress?.ipAddress
         let stamped = traceHeaders.stamp(
             received.content.readableBytesView,
@@ -81,7 +81,7 @@ public struct Intake: SMTPServerBackend {
                 singleRecipient: received.recipients.count == 1 ? received.recipients[0] : nil, date: now))
         return QueuedMessage(
             id: id, messageIDHeader: stamped.messageID, mailFrom: received.mailFrom,
-            recipients: received.recipients.map { QueuedRecipient(id: .random(), address: $0) },
+            recipients: received.recipients.map { QueuedRecipient(id: .next(), address: $0) },
             content: stamped.content, credential: received.identity?.credentialName, clientIP: clientIP,
             receivedAt: now, eightBitMIME: received.eightBitMIME || stamped.content.contains { $0 >= 0x80 },
             smtpUTF8: received.smtpUTF8)
