@@ -146,7 +146,8 @@ public final class SMTPClientConnection: Sendable {
         let (contentRequested, completed) = try await channel.eventLoop.submit {
             try handler.value.startMessage(envelope, preparedContent: preparedContent)
         }.get()
-        if try await contentRequested.get() {
+        // With prepared content nothing is left to write here: wait only for the outcomes.
+        if preparedContent == nil, try await contentRequested.get() {
             do {
                 switch message.content {
                 case .buffer:
