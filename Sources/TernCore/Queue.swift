@@ -139,16 +139,10 @@ public struct Suppression: Sendable, Equatable, Codable {
 /// The delivery side of the store: claims with leases, outcomes, the operator's queue
 /// commands and the suppression list.
 public protocol DeliveryStore: Sendable {
-    /// Claims up to `limit` queued recipients due at `now` that no live lease holds, leasing
-    /// them to `node` until `leaseUntil`. A lease that expired (its node died) makes the
-    /// recipient claimable again.
-    ///
-    /// New recipients (never attempted) and retries are two shares, oldest due first within
-    /// each: up to half the limit each (new mail gets the odd one), and what one kind cannot
-    /// fill goes to the other. So however many retries are due, new mail is claimed too.
-    func claimDueRecipients(now: Date, limit: Int, node: String, leaseUntil: Date) async throws -> [DueRecipient]
-    /// The same with the two shares given: up to `newLimit` new recipients and up to
-    /// `retryLimit` retries, and no more of either kind.
+    /// Claims up to `newLimit` new recipients (never attempted) and up to `retryLimit` retries
+    /// due at `now` that no live lease holds, oldest due first within each kind, leasing them
+    /// to `node` until `leaseUntil`. A lease that expired (its node died) makes the recipient
+    /// claimable again.
     func claimDueRecipients(now: Date, newLimit: Int, retryLimit: Int, node: String, leaseUntil: Date) async throws -> [DueRecipient]
 
     /// Extends the leases `node` holds on these recipients (while their delivery runs).
@@ -183,4 +177,27 @@ public protocol DeliveryStore: Sendable {
     func suppressions() async throws -> [Suppression]
     /// The subset of `addresses` (compared lower-cased) that is suppressed.
     func suppressed(_ addresses: [String]) async throws -> Set<String>
+}
+
+extension DeliveryStore {
+    /// Claims up to `limit` due recipients as two shares: up to half each for new mail (which
+    /// gets the odd one) and retries, and what one kind cannot fill goes to the other. So
+    /// however many retries are due, new mail is claimed too. (The delivery loop asks for
+    /// its own shares; this form is for tools and tests.)
+    public func claimDueRecipients(now: Date, limit: Int, node: String, leaseUntil: Date) async throws -> [DueRecipient] {
+        guard limit > 0 else { return [] }
+        let newShare = limit - limit / 2
+        let claimed = try await claimDueRecipients(
+            now: now, newLimit: newShare, retryLimit: limit - newShare, node: node, leaseUntil: leaseUntil)
+        let newCount = claimed.count { $0.attempts == 0 }
+        let room = limit - claimed.count
+        guard room > 0 else { return claimed }
+        if newCount == newShare {
+            return claimed + (try await claimDueRecipients(now: now, newLimit: room, retryLimit: 0, node: node, leaseUntil: leaseUntil))
+        }
+        if claimed.count - newCount == limit - newShare {
+            return claimed + (try await claimDueRecipients(now: now, newLimit: 0, retryLimit: room, node: node, leaseUntil: leaseUntil))
+        }
+        return claimed
+    }
 }

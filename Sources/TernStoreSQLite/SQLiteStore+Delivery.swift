@@ -4,25 +4,8 @@ import GRDBSQLite
 public import TernCore
 
 extension SQLiteStore {
-    /// Claims new recipients and retries as two shares of `limit`, each one index range read
-    /// (migration v3), so a claim costs O(limit) however large the backlog of either kind.
-    public func claimDueRecipients(now: Date, limit: Int, node: String, leaseUntil: Date) async throws -> [DueRecipient] {
-        guard limit > 0 else { return [] }
-        let nowMS = now.millisecondsSince1970
-        return try await writer.write { db in
-            let newShare = limit - limit / 2
-            var newMail = try Self.due(.new, now: nowMS, limit: newShare, in: db)
-            let retries = try Self.due(.retry, now: nowMS, limit: limit - newMail.count, in: db)
-            if newMail.count == newShare, newMail.count + retries.count < limit {
-                // Fewer retries than their share: new mail takes the rest.
-                newMail = try Self.due(.new, now: nowMS, limit: limit - retries.count, in: db)
-            }
-            return try Self.lease(newMail + retries, to: node, until: leaseUntil, in: db)
-        }
-    }
-
-    /// Claims exactly the shares asked for: the scheduler knows how much room it has for each
-    /// kind, so nothing is claimed only to be handed back.
+    /// Claims exactly the shares asked for, each one index range read (migration v3), so a
+    /// claim costs O(limit) however large the backlog of either kind.
     public func claimDueRecipients(now: Date, newLimit: Int, retryLimit: Int, node: String, leaseUntil: Date) async throws -> [DueRecipient] {
         guard newLimit > 0 || retryLimit > 0 else { return [] }
         let nowMS = now.millisecondsSince1970

@@ -33,9 +33,6 @@ final class RecordingStore: Store {
     func credential(apiKeyID: String) async throws -> Credential? { try await inner.credential(apiKeyID: apiKeyID) }
     func credentials() async throws -> [Credential] { try await inner.credentials() }
     func close() async throws { try await inner.close() }
-    func claimDueRecipients(now: Date, limit: Int, node: String, leaseUntil: Date) async throws -> [DueRecipient] {
-        try await inner.claimDueRecipients(now: now, limit: limit, node: node, leaseUntil: leaseUntil)
-    }
     func claimDueRecipients(now: Date, newLimit: Int, retryLimit: Int, node: String, leaseUntil: Date) async throws -> [DueRecipient] {
         try await inner.claimDueRecipients(now: now, newLimit: newLimit, retryLimit: retryLimit, node: node, leaseUntil: leaseUntil)
     }

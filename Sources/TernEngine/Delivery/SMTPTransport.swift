@@ -254,7 +254,7 @@ public struct SMTPTransport: DeliveryTransport {
     /// host names, so that domains one provider hosts share one concurrency limit. nil when
     /// the MX lookup fails (the delivery itself then reports why).
     public func destinationKey(forDomain domain: String) async -> DestinationKey? {
-        if let route = configuration.routes[domain] ?? configuration.routes["*"] {
+        if let route = route(for: domain) {
             return DestinationKey("route:\(route.host):\(route.port)")
         }
         var random = SystemRandomNumberGenerator()
@@ -265,8 +265,13 @@ public struct SMTPTransport: DeliveryTransport {
         return DestinationKey("mx:" + hosts.joined(separator: ","))
     }
 
+    /// The domain's fixed next hop, or the catch-all one (`*`), if configured.
+    private func route(for domain: String) -> DeliveryRoute? {
+        configuration.routes[domain] ?? configuration.routes["*"]
+    }
+
     private func targets(for destination: String) async -> Result<[Target], MailRoutingError> {
-        if let route = configuration.routes[destination] ?? configuration.routes["*"] {
+        if let route = route(for: destination) {
             return .success([Target(host: route.host, address: nil, port: route.port, tls: route.tls, preference: 0)])
         }
         var random = SystemRandomNumberGenerator()
