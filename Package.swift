@@ -142,7 +142,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TernStoreSQLiteTests",
-            dependencies: ["TernStoreSQLite", "TernCore"]
+            dependencies: ["TernStoreSQLite", "TernCore", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .testTarget(
             name: "TernEngineTests",

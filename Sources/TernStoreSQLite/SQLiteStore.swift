@@ -22,13 +22,17 @@ public final class SQLiteStore: Store {
         configuration.foreignKeysEnabled = true
         configuration.busyMode = .timeout(10)
         configuration.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA synchronous = FULL")
             // Checkpoints run in the background (`WALCheckpointer`), not inside a commit that
             // sessions are waiting on for their 250.
             try db.execute(sql: "PRAGMA wal_autocheckpoint = \(Self.walAutocheckpointPages)")
         }
         self.path = path
         self.pool = try DatabasePool(path: path, configuration: configuration)
+        // After opening: GRDB sets `synchronous = NORMAL` on the writer when it turns on WAL,
+        // after `prepareDatabase` has run. NORMAL does not sync the log at each commit, so a
+        // 250 could be lost in a power failure or an OS crash; FULL syncs it before the
+        // commit returns.
+        try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
         try SQLiteStore.migrator.migrate(pool)
         self.checkpointer = try WALCheckpointer(path: path)
     }

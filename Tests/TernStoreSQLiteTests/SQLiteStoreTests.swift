@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Testing
 import TernCore
 @testable import TernStoreSQLite
@@ -45,6 +46,18 @@ func sampleMessage(recipients: Int = 2, at date: Date = Date(), header: String? 
             #expect(stored.recipients.allSatisfy { $0.state == .queued })
             #expect(try await store.counters(in: .allTime) == Counters(outbound: 5))
             #expect(try await store.message(.random()) == nil)
+        }
+    }
+
+    /// A 250 is only as safe as the commit under it: the writer must sync the log before a
+    /// commit returns (`FULL`), not only at checkpoints (`NORMAL`, GRDB's default for WAL).
+    @Test func commitsSyncTheLogBeforeReturning() async throws {
+        try await withTemporaryStore { store, _ in
+            let (journal, synchronous) = try await store.writer.writeWithoutTransaction { db in
+                (try String.fetchOne(db, sql: "PRAGMA journal_mode"), try Int.fetchOne(db, sql: "PRAGMA synchronous"))
+            }
+            #expect(journal == "wal")
+            #expect(synchronous == 2, "PRAGMA synchronous on the writer: 2 is FULL, 1 is NORMAL")
         }
     }
 
