@@ -298,6 +298,31 @@ struct SMTPClientSmtpSinkTests {
         }
     }
 
+    /// A route's next hop may be a name: resolved off the caller's thread (it may be an
+    /// event loop), `/etc/hosts` first; a name that does not resolve is a connection failure.
+    @Test(.enabled(if: ClientTestTools.enabled(ClientTestTools.hasSMTPSink)))
+    func nextHopByName() async throws {
+        try await withClientGroup { group in
+            let sink = try await PeerProcess.smtpSink(group: group)
+            defer { sink.stop() }
+            // smtp-sink listens on 127.0.0.1 only; every address of the name is tried (Happy
+            // Eyeballs), so a ::1 for localhost too does no harm.
+            let connection = try await SMTPClientConnection.connect(
+                host: "localhost", port: sink.port, configuration: testClientConfiguration, group: group.next(),
+                logger: clientLogger)
+            let outcomes = try await connection.send(message(to: ["a@d.test"]))
+            #expect(describe(outcomes) == ["a@d.test sent 250 2.0.0"])
+            #expect(outcomes.first?.remoteHost == "localhost")
+            await connection.quit()
+
+            await #expect(throws: SMTPClientError.self) {
+                try await SMTPClientConnection.connect(
+                    host: "no-such-host.invalid", port: sink.port, configuration: testClientConfiguration, group: group,
+                    logger: clientLogger)
+            }
+        }
+    }
+
     @Test(.enabled(if: ClientTestTools.enabled(ClientTestTools.hasSMTPSink)))
     func connectionDroppedAtEndOfDataDefers() async throws {
         try await withClientGroup { group in

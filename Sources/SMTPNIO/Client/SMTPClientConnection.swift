@@ -35,7 +35,8 @@ public final class SMTPClientConnection: Sendable {
         self.handler = handler
     }
 
-    /// Connects to `host:port` (a name is resolved by the system resolver).
+    /// Connects to `host:port`. A name is resolved by the system resolver (`/etc/hosts`, then
+    /// DNS) on NIO's resolver thread, never on the caller's: the caller may be an event loop.
     public static func connect(
         host: String,
         port: Int,
@@ -45,13 +46,15 @@ public final class SMTPClientConnection: Sendable {
         connectTimeout: Duration = defaultConnectTimeout,
         logger: Logger
     ) async throws(SMTPClientError) -> SMTPClientConnection {
-        let address: SocketAddress
-        do {
-            address = try SocketAddress.makeAddressResolvingHost(host, port: port)
-        } catch {
-            throw SMTPClientError(.connectionClosed, reply: Self.noAnswer("Cannot resolve \(host): \(error)"), isRemoteReply: false)
+        if let address = try? SocketAddress(ipAddress: host, port: port) {
+            return try await connect(
+                to: address, remoteHost: host, configuration: configuration, tls: tls, group: group,
+                connectTimeout: connectTimeout, logger: logger)
         }
-        return try await connect(to: address, remoteHost: host, configuration: configuration, tls: tls, group: group, connectTimeout: connectTimeout, logger: logger)
+        return try await connect(
+            remoteHost: host, describedAs: "\(host):\(port)", configuration: configuration, tls: tls, group: group,
+            connectTimeout: connectTimeout, logger: logger
+        ) { $0.connect(host: host, port: port) }
     }
 
     /// Connects to `address`; `remoteHost` is the name recorded in outcomes and checked against
@@ -65,12 +68,28 @@ public final class SMTPClientConnection: Sendable {
         connectTimeout: Duration = defaultConnectTimeout,
         logger: Logger
     ) async throws(SMTPClientError) -> SMTPClientConnection {
+        try await connect(
+            remoteHost: remoteHost, describedAs: "\(address)", configuration: configuration, tls: tls, group: group,
+            connectTimeout: connectTimeout, logger: logger
+        ) { $0.connect(to: address) }
+    }
+
+    private static func connect(
+        remoteHost: String,
+        describedAs peer: String,
+        configuration: SMTPClientConfiguration,
+        tls: SMTPClientTLS?,
+        group: any EventLoopGroup,
+        connectTimeout: Duration,
+        logger: Logger,
+        connecting: (ClientBootstrap) -> EventLoopFuture<any Channel>
+    ) async throws(SMTPClientError) -> SMTPClientConnection {
         var configuration = configuration
         if tls == nil && configuration.tlsPolicy == .opportunistic {
             configuration.tlsPolicy = .disabled
         }
         var logger = logger
-        logger[metadataKey: "smtp.server"] = "\(remoteHost) \(address)"
+        logger[metadataKey: "smtp.server"] = "\(remoteHost) \(peer)"
         let machine = SMTPClientStateMachine(configuration: configuration, remoteHost: remoteHost)
         let sessionLogger = logger
         // The handler is kept from the initializer: the session may end (and the pipeline be
@@ -78,7 +97,7 @@ public final class SMTPClientConnection: Sendable {
         let installed = Mutex<(NIOLoopBound<SMTPClientHandler>, EventLoopFuture<SMTPServerCapabilities>)?>(nil)
         let channel: any Channel
         do {
-            channel = try await ClientBootstrap(group: group)
+            let bootstrap = ClientBootstrap(group: group)
                 .connectTimeout(TimeAmount(connectTimeout))
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
                 .channelInitializer { channel in
@@ -90,10 +109,9 @@ public final class SMTPClientConnection: Sendable {
                         installed.withLock { $0 = (bound, ready) }
                     }
                 }
-                .connect(to: address)
-                .get()
+            channel = try await connecting(bootstrap).get()
         } catch {
-            throw SMTPClientError(.connectionClosed, reply: Self.noAnswer("Cannot connect to \(remoteHost) (\(address)): \(error)"), isRemoteReply: false)
+            throw SMTPClientError(.connectionClosed, reply: Self.noAnswer("Cannot connect to \(remoteHost) (\(peer)): \(error)"), isRemoteReply: false)
         }
         guard let started = installed.withLock({ $0 }) else {
             channel.close(promise: nil)
