@@ -36,4 +36,23 @@ import TernCore
         let newer = TimeOrderedID().next(nowMilliseconds: 1_800_000_000_001)
         #expect(newer > older)
     }
+
+    /// Each millisecond starts at a random point of the lower half of the sequence, so that
+    /// two processes starting in the same millisecond rarely give the same id.
+    @Test func startingPointsAreSpreadOverTheLowerHalf() {
+        let now: Int64 = 1_800_000_000_000
+        let half = Int64(1) << (TimeOrderedID.sequenceBits - 1)
+        var starts: Set<Int64> = []
+        for millisecond in 0..<200 {
+            let id = TimeOrderedID().next(nowMilliseconds: now + Int64(millisecond))
+            let sequence = id & ((Int64(1) << TimeOrderedID.sequenceBits) - 1)
+            #expect(sequence >= 1 && sequence < half)
+            starts.insert(sequence)
+        }
+        #expect(starts.count > 190)
+        // A second generator in the same millisecond starts somewhere else.
+        let first = TimeOrderedID().next(nowMilliseconds: now)
+        let clashes = (0..<100).filter { _ in TimeOrderedID().next(nowMilliseconds: now) == first }
+        #expect(clashes.count < 3)
+    }
 }
