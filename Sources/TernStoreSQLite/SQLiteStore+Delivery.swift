@@ -38,7 +38,7 @@ extension SQLiteStore {
         case retry
 
         /// Unleased recipients of this kind due now, earliest first; arguments: now, now, limit.
-        /// `INDEXED BY`, because without statistics SQLite prefers `recipients_due` and would
+        /// `INDEXED BY`, because without statistics SQLite may prefer another index and would
         /// read every due retry to find new mail; and a schema change that loses the index is
         /// then an error, not a silent scan of the whole queue.
         var sql: String {
@@ -189,8 +189,7 @@ extension SQLiteStore {
                     SELECT r.id, r.message_id, r.address, r.attempts, r.next_attempt_at, m.mail_from, m.received_at,
                            (SELECT details FROM events e WHERE e.recipient_id = r.id AND e.type = 'deferred'
                             ORDER BY e.id DESC LIMIT 1) AS last_details
-                    FROM recipients r JOIN messages m ON m.id = r.message_id
-                    WHERE r.state = 'queued'
+                    FROM (\(Self.queuedRecipients)) r JOIN messages m ON m.id = r.message_id
                     ORDER BY m.received_at, r.position
                     LIMIT ?
                     """,
@@ -208,6 +207,16 @@ extension SQLiteStore {
             }
         }
     }
+
+    /// The queued recipients, read through the claim indexes (which hold only queued rows)
+    /// rather than by scanning every recipient ever sent.
+    static let queuedRecipients = """
+        SELECT id, message_id, address, attempts, next_attempt_at, position
+        FROM recipients INDEXED BY recipients_new WHERE state = 'queued' AND attempts = 0
+        UNION ALL
+        SELECT id, message_id, address, attempts, next_attempt_at, position
+        FROM recipients INDEXED BY recipients_retry WHERE state = 'queued' AND attempts > 0
+        """
 
     public func retryNow(_ id: Int64, now: Date) async throws -> Int {
         try await writer.write { db in

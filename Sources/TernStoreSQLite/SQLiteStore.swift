@@ -287,6 +287,31 @@ extension SQLiteStore {
                         WHERE lease_node IS NOT NULL;
                     """)
         }
+        // Every index and every AUTOINCREMENT is written again at each commit (one more page
+        // in the log, one more B-tree to update per recipient). `recipients_due` served only
+        // the queue listing, which the two claim indexes serve as well; AUTOINCREMENT kept
+        // sqlite_sequence up to date, which ids that are never reused do not need (events are
+        // not deleted, so the largest id plus one is always new).
+        migrator.registerMigration("v4: fewer writes per recipient") { db in
+            try db.execute(
+                sql: """
+                    DROP INDEX recipients_due;
+                    CREATE TABLE events_v4 (
+                        id INTEGER PRIMARY KEY,
+                        type TEXT NOT NULL,
+                        message_id INTEGER,
+                        recipient_id INTEGER,
+                        at INTEGER NOT NULL,
+                        details TEXT
+                    );
+                    INSERT INTO events_v4 (id, type, message_id, recipient_id, at, details)
+                        SELECT id, type, message_id, recipient_id, at, details FROM events ORDER BY id;
+                    DROP TABLE events;
+                    ALTER TABLE events_v4 RENAME TO events;
+                    CREATE INDEX events_at ON events(at, type);
+                    CREATE INDEX events_recipient ON events(recipient_id);
+                    """)
+        }
         return migrator
     }
 }

@@ -148,3 +148,51 @@ func sampleMessage(recipients: Int = 2, at date: Date = Date(), header: String? 
         }
     }
 }
+
+@Suite struct SQLiteMigrationTests {
+    /// A store written by the v3 schema is upgraded in place: its events keep their ids and
+    /// new ones follow them; the queue listing's old index is gone.
+    @Test func v3StoreUpgradesInPlace() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tern-migrate-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let path = folder + "/tern.sqlite"
+        let old = sampleMessage(recipients: 2)
+        do {
+            let queue = try DatabaseQueue(path: path)
+            try SQLiteStore.migrator.migrate(queue, upTo: "v3: claim indexes for new mail and retries")
+            try await queue.write { db in
+                try db.execute(
+                    sql: "INSERT INTO messages (id, message_id_header, mail_from, size, content, received_at) VALUES (?, '<m@x>', '', 1, x'00', 0)",
+                    arguments: [old.id.rawValue])
+                for (position, recipient) in old.recipients.enumerated() {
+                    try db.execute(
+                        sql: "INSERT INTO recipients (id, message_id, position, address, state, next_attempt_at) VALUES (?, ?, ?, ?, 'queued', 0)",
+                        arguments: [recipient.id.rawValue, old.id.rawValue, position, recipient.address])
+                    try db.execute(
+                        sql: "INSERT INTO events (id, type, message_id, recipient_id, at) VALUES (?, 'outbound', ?, ?, 0)",
+                        arguments: [40 + position, old.id.rawValue, recipient.id.rawValue])
+                }
+            }
+            try queue.close()
+        }
+
+        let store = try SQLiteStore(path: path)
+        let new = sampleMessage(recipients: 1)
+        try await store.commit([new])
+        let (ids, indexes, sequences) = try await store.writer.read { db in
+            (
+                try Int64.fetchAll(db, sql: "SELECT id FROM events ORDER BY id"),
+                try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name IN ('recipients', 'events') ORDER BY name"),
+                try Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_sequence WHERE name = 'events'")
+            )
+        }
+        #expect(ids == [40, 41, 42])
+        #expect(!indexes.contains("recipients_due"))
+        #expect(indexes.contains("events_at") && indexes.contains("events_recipient"))
+        #expect(sequences == 0)
+        #expect(try await store.counters(in: .allTime).outbound == 3)
+        #expect(try await store.queueEntries(limit: 10).count == 3)
+        try await store.close()
+    }
+}
