@@ -52,6 +52,10 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "MailMessage",
+            swiftSettings: strict
+        ),
+        .target(
             name: "TernCore",
             dependencies: [
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -127,6 +131,11 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
+        ),
+        .testTarget(
+            name: "MailMessageTests",
+            dependencies: ["MailMessage"],
+            resources: [.copy("Corpus")]
         ),
         .testTarget(
             name: "TernDNSTests",
