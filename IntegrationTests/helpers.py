@@ -31,7 +31,8 @@ LOOPBACK = "127.0.0.1"
 STARTUP_TIMEOUT = float(os.environ.get("TERN_STARTUP_TIMEOUT", "60"))
 
 # The counters that `tern stats --json` and GET /api/v1/stats both return.
-COUNTER_KEYS = ("outbound", "sent", "failed", "deferred", "complaints", "opens", "clicks", "unsubscribes", "inbound")
+COUNTER_KEYS = ("outbound", "sent", "failed", "deferred", "complaints", "opens", "clicks", "unsubscribes", "inbound",
+                "unique_opens", "unique_clicks", "human_opens", "human_clicks")
 
 
 # --------------------------------------------------------------------------- binary

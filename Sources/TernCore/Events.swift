@@ -24,14 +24,22 @@ public struct Counters: Sendable, Equatable, Codable {
     /// Temporary failures (each retry counts); not a final outcome.
     public var deferred: Int
     public var complaints: Int
+    /// Every open and click event, machine ones included (as mailbox providers' proxies make them).
     public var opens: Int
     public var clicks: Int
     public var unsubscribes: Int
     public var inbound: Int
+    /// Recipients with at least one open (or click).
+    public var uniqueOpens: Int
+    public var uniqueClicks: Int
+    /// Opens and clicks not classified as machine traffic (proxies, scanners).
+    public var humanOpens: Int
+    public var humanClicks: Int
 
     public init(
         outbound: Int = 0, sent: Int = 0, failed: Int = 0, deferred: Int = 0, complaints: Int = 0,
-        opens: Int = 0, clicks: Int = 0, unsubscribes: Int = 0, inbound: Int = 0
+        opens: Int = 0, clicks: Int = 0, unsubscribes: Int = 0, inbound: Int = 0,
+        uniqueOpens: Int = 0, uniqueClicks: Int = 0, humanOpens: Int = 0, humanClicks: Int = 0
     ) {
         self.outbound = outbound
         self.sent = sent
@@ -42,6 +50,10 @@ public struct Counters: Sendable, Equatable, Codable {
         self.clicks = clicks
         self.unsubscribes = unsubscribes
         self.inbound = inbound
+        self.uniqueOpens = uniqueOpens
+        self.uniqueClicks = uniqueClicks
+        self.humanOpens = humanOpens
+        self.humanClicks = humanClicks
     }
 
     /// Builds counters from per-type event counts; types with no counter are ignored.
@@ -60,15 +72,23 @@ public struct Counters: Sendable, Equatable, Codable {
     }
 
     /// The counter names in the order they are shown.
-    public static let names = [
-        "outbound", "sent", "failed", "deferred", "complaints", "opens", "clicks", "unsubscribes", "inbound",
-    ]
+    public static var names: [String] { Counters().values.map(\.name) }
 
     public var values: [(name: String, value: Int)] {
         [
             ("outbound", outbound), ("sent", sent), ("failed", failed), ("deferred", deferred), ("complaints", complaints),
             ("opens", opens), ("clicks", clicks), ("unsubscribes", unsubscribes), ("inbound", inbound),
+            ("unique_opens", uniqueOpens), ("unique_clicks", uniqueClicks), ("human_opens", humanOpens),
+            ("human_clicks", humanClicks),
         ]
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case outbound, sent, failed, deferred, complaints, opens, clicks, unsubscribes, inbound
+        case uniqueOpens = "unique_opens"
+        case uniqueClicks = "unique_clicks"
+        case humanOpens = "human_opens"
+        case humanClicks = "human_clicks"
     }
 }
 

@@ -15,11 +15,15 @@ public struct DueRecipient: Sendable, Equatable {
     public var eightBitMIME: Bool
     public var smtpUTF8: Bool
     public var size: Int
+    /// The domain of the message's `From` (lower-cased; empty when unknown): the sending
+    /// domain a suppression can be limited to.
+    public var fromDomain: String
 
     public init(
         id: RecipientID, messageID: MessageID, address: String, mailFrom: String, attempts: Int,
-        queuedAt: Date, nextAttemptAt: Date, eightBitMIME: Bool, smtpUTF8: Bool, size: Int
+        queuedAt: Date, nextAttemptAt: Date, eightBitMIME: Bool, smtpUTF8: Bool, size: Int, fromDomain: String = ""
     ) {
+        self.fromDomain = fromDomain
         self.id = id
         self.messageID = messageID
         self.address = address
@@ -116,21 +120,31 @@ public struct QueueEntry: Sendable, Equatable, Codable {
     }
 }
 
-/// An address that must not be mailed, e.g. after a hard bounce, complaint or unsubscribe.
+/// An address that must not be mailed, e.g. after a hard bounce, complaint or unsubscribe:
+/// from one sending domain (an unsubscribe from that sender's mail), or from every one.
 public struct Suppression: Sendable, Equatable, Codable {
     /// Lower-cased address.
     public var address: String
+    /// The lower-cased sending (`From`) domain it applies to; empty for every domain.
+    public var domain: String
     public var reason: String
     public var createdAt: Date
 
-    public init(address: String, reason: String, createdAt: Date) {
+    public init(address: String, domain: String = "", reason: String, createdAt: Date) {
         self.address = address
+        self.domain = domain
         self.reason = reason
         self.createdAt = createdAt
     }
 
+    /// Whether it stops mail from `sendingDomain` (lower-cased).
+    public func applies(to sendingDomain: String) -> Bool {
+        domain.isEmpty || domain == sendingDomain
+    }
+
     enum CodingKeys: String, CodingKey {
         case address
+        case domain
         case reason
         case createdAt = "created_at"
     }
@@ -172,11 +186,15 @@ public protocol DeliveryStore: Sendable {
     /// `failed` event ("dropped by operator"); returns how many.
     func drop(_ id: Int64, now: Date) async throws -> Int
 
+    /// Adds (or updates the reason of) an entry; the address and domain are lower-cased.
     func addSuppression(_ suppression: Suppression) async throws
-    func removeSuppression(address: String) async throws -> Bool
+    /// Removes the address's entry for `domain`, or every entry of the address when `domain`
+    /// is nil; returns how many were removed.
+    func removeSuppression(address: String, domain: String?) async throws -> Int
     func suppressions() async throws -> [Suppression]
-    /// The subset of `addresses` (compared lower-cased) that is suppressed.
-    func suppressed(_ addresses: [String]) async throws -> Set<String>
+    /// The recipients that must not be mailed: their address (compared lower-cased) is
+    /// suppressed for every domain or for their message's sending domain.
+    func suppressed(_ recipients: [DueRecipient]) async throws -> Set<RecipientID>
 }
 
 extension DeliveryStore {

@@ -18,12 +18,19 @@ public struct QueuedMessage: Sendable {
     /// The content has octets above 127: BODY=8BITMIME was given, or intake found them.
     public var eightBitMIME: Bool
     public var smtpUTF8: Bool
+    /// The domain of the `From` header (lower-cased; empty when there is none).
+    public var fromDomain: String
+    /// The original targets of the links that tracking rewrote, in link-index order: what
+    /// a click on link `i` redirects to. Empty when clicks are not tracked.
+    public var links: [String]
 
     public init(
         id: MessageID, messageIDHeader: String, mailFrom: String, recipients: [QueuedRecipient],
         content: [UInt8], credential: String?, clientIP: String?, receivedAt: Date,
-        eightBitMIME: Bool, smtpUTF8: Bool
+        eightBitMIME: Bool, smtpUTF8: Bool, fromDomain: String = "", links: [String] = []
     ) {
+        self.fromDomain = fromDomain
+        self.links = links
         self.id = id
         self.messageIDHeader = messageIDHeader
         self.mailFrom = mailFrom

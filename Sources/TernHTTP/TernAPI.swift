@@ -50,6 +50,10 @@ public struct StatsResponse: ResponseEncodable, Equatable, Decodable {
     public var clicks: Int
     public var unsubscribes: Int
     public var inbound: Int
+    public var uniqueOpens: Int
+    public var uniqueClicks: Int
+    public var humanOpens: Int
+    public var humanClicks: Int
 
     public init(counters: Counters, range: TimeRange) {
         from = range.from.map(ISO8601.format)
@@ -63,6 +67,18 @@ public struct StatsResponse: ResponseEncodable, Equatable, Decodable {
         clicks = counters.clicks
         unsubscribes = counters.unsubscribes
         inbound = counters.inbound
+        uniqueOpens = counters.uniqueOpens
+        uniqueClicks = counters.uniqueClicks
+        humanOpens = counters.humanOpens
+        humanClicks = counters.humanClicks
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case from, to, outbound, sent, failed, deferred, complaints, opens, clicks, unsubscribes, inbound
+        case uniqueOpens = "unique_opens"
+        case uniqueClicks = "unique_clicks"
+        case humanOpens = "human_opens"
+        case humanClicks = "human_clicks"
     }
 }
 

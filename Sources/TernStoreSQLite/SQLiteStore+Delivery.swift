@@ -26,7 +26,8 @@ extension SQLiteStore {
                 address: row["address"], mailFrom: row["mail_from"], attempts: row["attempts"],
                 queuedAt: Date(millisecondsSince1970: row["received_at"]),
                 nextAttemptAt: Date(millisecondsSince1970: row["next_attempt_at"]),
-                eightBitMIME: row["eight_bit_mime"], smtpUTF8: row["smtp_utf8"], size: row["size"])
+                eightBitMIME: row["eight_bit_mime"], smtpUTF8: row["smtp_utf8"], size: row["size"],
+                fromDomain: row["from_domain"])
         }
     }
 
@@ -55,7 +56,7 @@ extension SQLiteStore {
         private static func select(index: String, attempts: String) -> String {
             """
             SELECT r.id, r.message_id, r.address, r.attempts, r.next_attempt_at,
-                   m.mail_from, m.received_at, m.eight_bit_mime, m.smtp_utf8, m.size
+                   m.mail_from, m.received_at, m.eight_bit_mime, m.smtp_utf8, m.size, m.from_domain
             FROM recipients r INDEXED BY \(index) JOIN messages m ON m.id = r.message_id
             WHERE r.state = 'queued' AND \(attempts) AND r.next_attempt_at <= ?
               AND (r.lease_until IS NULL OR r.lease_until <= ?)
@@ -244,43 +245,71 @@ extension SQLiteStore {
 
     public func addSuppression(_ suppression: Suppression) async throws {
         try await writer.write { db in
-            try db.execute(
-                sql: """
-                    INSERT INTO suppressions (address, reason, created_at) VALUES (?, ?, ?)
-                    ON CONFLICT (address) DO UPDATE SET reason = excluded.reason
-                    """,
-                arguments: [suppression.address.lowercased(), suppression.reason, suppression.createdAt.millisecondsSince1970])
+            try Self.addSuppression(suppression, in: db)
         }
     }
 
-    public func removeSuppression(address: String) async throws -> Bool {
+    static func addSuppression(_ suppression: Suppression, in db: Database) throws {
+        try db.cachedStatement(
+            sql: """
+                INSERT INTO suppressions (address, domain, reason, created_at) VALUES (?, ?, ?, ?)
+                ON CONFLICT (address, domain) DO UPDATE SET reason = excluded.reason
+                """
+        ).execute(arguments: [
+            suppression.address.lowercased(), suppression.domain.lowercased(), suppression.reason,
+            suppression.createdAt.millisecondsSince1970,
+        ])
+    }
+
+    public func removeSuppression(address: String, domain: String?) async throws -> Int {
         try await writer.write { db in
-            try db.execute(sql: "DELETE FROM suppressions WHERE address = ?", arguments: [address.lowercased()])
-            return db.changesCount > 0
+            if let domain {
+                try db.execute(
+                    sql: "DELETE FROM suppressions WHERE address = ? AND domain = ?",
+                    arguments: [address.lowercased(), domain.lowercased()])
+            } else {
+                try db.execute(sql: "DELETE FROM suppressions WHERE address = ?", arguments: [address.lowercased()])
+            }
+            return db.changesCount
         }
     }
 
     public func suppressions() async throws -> [Suppression] {
         try await writer.read { db in
-            try Row.fetchAll(db, sql: "SELECT address, reason, created_at FROM suppressions ORDER BY address").map { row in
-                Suppression(address: row["address"], reason: row["reason"], createdAt: Date(millisecondsSince1970: row["created_at"]))
+            try Row.fetchAll(db, sql: "SELECT address, domain, reason, created_at FROM suppressions ORDER BY address, domain").map { row in
+                Suppression(
+                    address: row["address"], domain: row["domain"], reason: row["reason"],
+                    createdAt: Date(millisecondsSince1970: row["created_at"]))
             }
         }
     }
 
-    public func suppressed(_ addresses: [String]) async throws -> Set<String> {
-        guard !addresses.isEmpty else { return [] }
-        let lowered = Array(Set(addresses.map { $0.lowercased() }))
-        return try await writer.read { db in
-            var found: Set<String> = []
-            for chunk in stride(from: 0, to: lowered.count, by: 500).map({ Array(lowered[$0..<min($0 + 500, lowered.count)]) }) {
+    public func suppressed(_ recipients: [DueRecipient]) async throws -> Set<RecipientID> {
+        guard !recipients.isEmpty else { return [] }
+        let lowered = Array(Set(recipients.map { $0.address.lowercased() }))
+        let entries = try await writer.read { db in
+            var found: [String: [String]] = [:]
+            for start in stride(from: 0, to: lowered.count, by: 500) {
+                let chunk = Array(lowered[start..<min(start + 500, lowered.count)])
                 let placeholders = Array(repeating: "?", count: chunk.count).joined(separator: ",")
-                let rows = try String.fetchAll(
-                    db, sql: "SELECT address FROM suppressions WHERE address IN (\(placeholders))",
+                let rows = try Row.fetchAll(
+                    db, sql: "SELECT address, domain FROM suppressions WHERE address IN (\(placeholders))",
                     arguments: StatementArguments(chunk))
-                found.formUnion(rows)
+                for row in rows {
+                    found[row["address"], default: []].append(row["domain"])
+                }
             }
             return found
         }
+        guard !entries.isEmpty else { return [] }
+        var suppressed: Set<RecipientID> = []
+        for recipient in recipients {
+            let domains: [String] = entries[recipient.address.lowercased()] ?? []
+            let sendingDomain = recipient.fromDomain.lowercased()
+            if domains.contains(where: { $0.isEmpty || $0 == sendingDomain }) {
+                suppressed.insert(recipient.id)
+            }
+        }
+        return suppressed
     }
 }

@@ -73,9 +73,10 @@ public final class SQLiteStore: Store {
         let insertMessage = try db.cachedStatement(
             sql: """
                 INSERT INTO messages (id, message_id_header, mail_from, size, content, credential, client_ip,
-                                      received_at, eight_bit_mime, smtp_utf8)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                      received_at, eight_bit_mime, smtp_utf8, from_domain)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """)
+        let insertLink = try db.cachedStatement(sql: "INSERT INTO links (message_id, position, url) VALUES (?, ?, ?)")
         let insertRecipient = try db.cachedStatement(
             sql: """
                 INSERT INTO recipients (id, message_id, position, address, state, next_attempt_at)
@@ -88,8 +89,11 @@ public final class SQLiteStore: Store {
             try insertMessage.execute(arguments: [
                 message.id.rawValue, message.messageIDHeader, message.mailFrom, message.content.count,
                 Data(message.content), message.credential, message.clientIP, at,
-                message.eightBitMIME, message.smtpUTF8,
+                message.eightBitMIME, message.smtpUTF8, message.fromDomain,
             ])
+            for (position, url) in message.links.enumerated() {
+                try insertLink.execute(arguments: [message.id.rawValue, position, url])
+            }
             for (position, recipient) in message.recipients.enumerated() {
                 try insertRecipient.execute(arguments: [
                     recipient.id.rawValue, message.id.rawValue, position, recipient.address, at,
@@ -120,7 +124,26 @@ public final class SQLiteStore: Store {
             for row in rows {
                 if let type = EventType(rawValue: row["type"]) { counts[type] = row["n"] }
             }
-            return Counters(eventCounts: counts)
+            var counters = Counters(eventCounts: counts)
+            guard counts[.open, default: 0] + counts[.click, default: 0] > 0 else { return counters }
+            let engagementClause = (conditions + ["type IN ('open', 'click')"]).joined(separator: " AND ")
+            if let row = try Row.fetchOne(
+                db,
+                sql: """
+                    SELECT COUNT(DISTINCT CASE WHEN type = 'open' THEN recipient_id END) AS unique_opens,
+                           COUNT(DISTINCT CASE WHEN type = 'click' THEN recipient_id END) AS unique_clicks,
+                           COUNT(CASE WHEN type = 'open' AND json_extract(details, '$.machine') = 'false' THEN 1 END) AS human_opens,
+                           COUNT(CASE WHEN type = 'click' AND json_extract(details, '$.machine') = 'false' THEN 1 END) AS human_clicks
+                    FROM events WHERE \(engagementClause)
+                    """,
+                arguments: arguments)
+            {
+                counters.uniqueOpens = row["unique_opens"]
+                counters.uniqueClicks = row["unique_clicks"]
+                counters.humanOpens = row["human_opens"]
+                counters.humanClicks = row["human_clicks"]
+            }
+            return counters
         }
     }
 
@@ -310,6 +333,34 @@ extension SQLiteStore {
                     ALTER TABLE events_v4 RENAME TO events;
                     CREATE INDEX events_at ON events(at, type);
                     CREATE INDEX events_recipient ON events(recipient_id);
+                    """)
+        }
+        // Tracking: the original link targets of each message (a click redirects to its
+        // link's row), the sending domain of each message, suppressions per sending domain
+        // (an unsubscribe stops that sender's mail, a hard bounce every sender's), and one
+        // unsubscribe event per recipient however often the link is followed.
+        migrator.registerMigration("v5: links, sending domains, suppressions per domain") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE messages ADD COLUMN from_domain TEXT NOT NULL DEFAULT '';
+                    CREATE TABLE links (
+                        message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+                        position INTEGER NOT NULL,
+                        url TEXT NOT NULL,
+                        PRIMARY KEY (message_id, position)
+                    ) WITHOUT ROWID;
+                    CREATE TABLE suppressions_v5 (
+                        address TEXT NOT NULL,
+                        domain TEXT NOT NULL DEFAULT '',
+                        reason TEXT NOT NULL,
+                        created_at INTEGER NOT NULL,
+                        PRIMARY KEY (address, domain)
+                    ) WITHOUT ROWID;
+                    INSERT INTO suppressions_v5 (address, domain, reason, created_at)
+                        SELECT address, '', reason, created_at FROM suppressions;
+                    DROP TABLE suppressions;
+                    ALTER TABLE suppressions_v5 RENAME TO suppressions;
+                    CREATE UNIQUE INDEX events_unsubscribe_once ON events(recipient_id) WHERE type = 'unsubscribe';
                     """)
         }
         return migrator

@@ -92,15 +92,16 @@ struct SuppressionCommand: AsyncParsableCommand {
         @OptionGroup var options: ConfigOption
         @Argument var address: String
         @Option(help: "Why (shown in the list).") var reason = "manual"
+        @Option(help: "Only for mail from this sending (From) domain; default: from every domain.") var domain: String?
 
         func run() async throws {
             guard address.contains("@"), !address.contains(where: { $0 == " " || $0 == "<" || $0 == ">" }) else {
                 throw ValidationError("'\(address)' is not an email address")
             }
             let store = try openStore(try options.load())
-            try await store.addSuppression(Suppression(address: address, reason: reason, createdAt: Date()))
+            try await store.addSuppression(Suppression(address: address, domain: domain ?? "", reason: reason, createdAt: Date()))
             try await store.close()
-            print("suppressed \(address.lowercased())")
+            print("suppressed \(address.lowercased())" + (domain.map { " for mail from \($0.lowercased())" } ?? ""))
         }
     }
 
@@ -108,13 +109,14 @@ struct SuppressionCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Stop suppressing an address.")
         @OptionGroup var options: ConfigOption
         @Argument var address: String
+        @Option(help: "Only the entry for this sending domain; default: every entry of the address.") var domain: String?
 
         func run() async throws {
             let store = try openStore(try options.load())
-            let removed = try await store.removeSuppression(address: address)
+            let removed = try await store.removeSuppression(address: address, domain: domain)
             try await store.close()
-            guard removed else { throw ValidationError("\(address) is not suppressed") }
-            print("removed \(address.lowercased())")
+            guard removed > 0 else { throw ValidationError("\(address) is not suppressed" + (domain.map { " for \($0)" } ?? "")) }
+            print("removed \(address.lowercased())" + (removed > 1 ? " (\(removed) entries)" : ""))
         }
     }
 
@@ -134,7 +136,8 @@ struct SuppressionCommand: AsyncParsableCommand {
                 print(String(decoding: try encoder.encode(list), as: UTF8.self))
             } else {
                 for entry in list {
-                    print("\(entry.address)\t\(entry.reason)\t\(ISO8601.format(entry.createdAt))")
+                    let domain = entry.domain.isEmpty ? "*" : entry.domain
+                    print("\(entry.address)\t\(domain)\t\(entry.reason)\t\(ISO8601.format(entry.createdAt))")
                 }
             }
         }

@@ -38,7 +38,7 @@ func printJSON<T: Encodable>(_ value: T) throws {
 
 struct Stats: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Print the counters (outbound, sent, failed, complaints, opens, clicks, unsubscribes, inbound).")
+        abstract: "Print the counters (outbound, sent, failed, deferred, complaints, opens, clicks, unsubscribes, inbound; unique and human opens and clicks).")
 
     @OptionGroup var options: ConfigOption
     @Flag(help: "Print JSON.") var json = false

@@ -52,9 +52,15 @@ final class RecordingStore: Store {
     func retryNow(_ id: Int64, now: Date) async throws -> Int { try await inner.retryNow(id, now: now) }
     func drop(_ id: Int64, now: Date) async throws -> Int { try await inner.drop(id, now: now) }
     func addSuppression(_ suppression: Suppression) async throws { try await inner.addSuppression(suppression) }
-    func removeSuppression(address: String) async throws -> Bool { try await inner.removeSuppression(address: address) }
+    func removeSuppression(address: String, domain: String?) async throws -> Int {
+        try await inner.removeSuppression(address: address, domain: domain)
+    }
     func suppressions() async throws -> [Suppression] { try await inner.suppressions() }
-    func suppressed(_ addresses: [String]) async throws -> Set<String> { try await inner.suppressed(addresses) }
+    func suppressed(_ recipients: [DueRecipient]) async throws -> Set<RecipientID> { try await inner.suppressed(recipients) }
+    func links(of message: MessageID) async throws -> [String] { try await inner.links(of: message) }
+    func recordEngagement(_ events: [EngagementEvent]) async throws { try await inner.recordEngagement(events) }
+    func recipientSummary(_ id: RecipientID) async throws -> RecipientSummary? { try await inner.recipientSummary(id) }
+    func timeline(of message: MessageID) async throws -> [TimelineEvent] { try await inner.timeline(of: message) }
 }
 
 func temporaryStorePath() throws -> (folder: String, path: String) {

@@ -99,10 +99,47 @@ import TernStoreSQLite
             try await store.addSuppression(Suppression(address: "Bounce@Example.NET", reason: "manual", createdAt: t0))
             try await store.addSuppression(Suppression(address: "bounce@example.net", reason: "hard bounce", createdAt: t0))
             #expect(try await store.suppressions() == [Suppression(address: "bounce@example.net", reason: "hard bounce", createdAt: t0)])
-            #expect(try await store.suppressed(["BOUNCE@example.net", "ok@example.net"]) == ["bounce@example.net"])
-            #expect(try await store.removeSuppression(address: "bounce@EXAMPLE.net"))
-            #expect(try await store.suppressed(["bounce@example.net"]).isEmpty)
+            let bounce = due("BOUNCE@example.net", from: "shop.example")
+            let ok = due("ok@example.net", from: "shop.example")
+            #expect(try await store.suppressed([bounce, ok]) == [bounce.id])
+            #expect(try await store.removeSuppression(address: "bounce@EXAMPLE.net", domain: nil) == 1)
+            #expect(try await store.suppressed([bounce]).isEmpty)
+            #expect(try await store.removeSuppression(address: "bounce@example.net", domain: nil) == 0)
         }
+    }
+
+    /// An unsubscribe stops one sender's mail; a bounce suppression stops everyone's.
+    @Test func suppressionForOneSendingDomain() async throws {
+        try await withTemporaryStore { store, _ in
+            try await store.addSuppression(Suppression(address: "reader@example.net", domain: "News.Example", reason: "unsubscribed", createdAt: t0))
+            let fromNews = due("Reader@example.net", from: "news.example")
+            let fromShop = due("reader@example.net", from: "shop.example")
+            #expect(try await store.suppressed([fromNews, fromShop]) == [fromNews.id])
+            try await store.addSuppression(Suppression(address: "reader@example.net", reason: "hard bounce", createdAt: t0))
+            #expect(try await store.suppressed([fromNews, fromShop]) == [fromNews.id, fromShop.id])
+            #expect(try await store.suppressions().map(\.domain) == ["", "news.example"])
+            #expect(try await store.removeSuppression(address: "reader@example.net", domain: "news.example") == 1)
+            #expect(try await store.suppressed([fromNews, fromShop]) == [fromNews.id, fromShop.id])
+            #expect(try await store.removeSuppression(address: "reader@example.net", domain: nil) == 1)
+            #expect(try await store.suppressed([fromNews, fromShop]).isEmpty)
+        }
+    }
+
+    /// A claimed recipient carries its message's sending domain.
+    @Test func claimsCarryTheSendingDomain() async throws {
+        try await withTemporaryStore { store, _ in
+            var message = sampleMessage(recipients: 1, at: t0)
+            message.fromDomain = "news.example"
+            try await store.commit([message])
+            let claimed = try await store.claimDueRecipients(now: t0, limit: 10, node: "a", leaseUntil: t0.addingTimeInterval(60))
+            #expect(claimed.map(\.fromDomain) == ["news.example"])
+        }
+    }
+
+    func due(_ address: String, from domain: String) -> DueRecipient {
+        DueRecipient(
+            id: .random(), messageID: .random(), address: address, mailFrom: "a@\(domain)", attempts: 0, queuedAt: t0,
+            nextAttemptAt: t0, eightBitMIME: false, smtpUTF8: false, size: 1, fromDomain: domain)
     }
 
     @Test func contentIsReadBack() async throws {

@@ -246,9 +246,9 @@ public struct DeliveryService: Service {
             }
             // The suppression hook: never attempted, a final `suppressed` event instead.
             var deliverable = claimed
-            if !claimed.isEmpty, let suppressed = try? await store.suppressed(claimed.map(\.address)), !suppressed.isEmpty {
-                deliverable = claimed.filter { !suppressed.contains($0.address.lowercased()) }
-                await record(claimed.filter { suppressed.contains($0.address.lowercased()) }.map {
+            if !claimed.isEmpty, let suppressed = try? await store.suppressed(claimed), !suppressed.isEmpty {
+                deliverable = claimed.filter { !suppressed.contains($0.id) }
+                await record(claimed.filter { suppressed.contains($0.id) }.map {
                     RecipientOutcome(recipientID: $0.id, messageID: $0.messageID, kind: .suppressed, at: now,
                                      details: ["reason": "address is on the suppression list"])
                 })
