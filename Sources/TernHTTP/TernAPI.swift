@@ -12,8 +12,8 @@ public struct TernAPI: Sendable {
         self.credentials = credentials
     }
 
-    public func buildRouter() -> Router<BasicRequestContext> {
-        let router = Router()
+    public func buildRouter() -> Router<TernRequestContext> {
+        let router = Router(context: TernRequestContext.self)
         router.get("/healthz") { _, _ in HealthResponse(status: "ok") }
         let api = router.group("/api/v1").add(middleware: APIKeyMiddleware(credentials: credentials))
         api.get("/stats") { request, _ in try await stats(request) }
