@@ -13,6 +13,22 @@ struct TernConfiguration: Sendable {
     var http = HTTP()
     var tls = TLS()
     var delivery = Delivery()
+    var tracking = Tracking()
+
+    /// Engagement tracking: what is tracked by default and per credential, and how
+    /// machine traffic is told apart.
+    struct Tracking: Sendable {
+        /// For every credential without its own entry: `opens,clicks,unsubscribe`, `all` or `none`.
+        var track = "none"
+        /// Credential name → the same list form.
+        var credentials: [String: String] = [:]
+        /// A JSON file of engagement rules (see README), replacing or extending the built-in ones.
+        var rulesFile: String?
+        /// Earlier signing secrets (base64) whose tokens still verify after a rotation.
+        var previousSecrets: [String] = []
+        /// The body placeholder replaced by the unsubscribe URL.
+        var placeholder = "{{unsubscribe_url}}"
+    }
 
     /// Outbound delivery; `nil` values mean the engine's named defaults.
     struct Delivery: Sendable {
@@ -104,10 +120,12 @@ extension TernConfiguration {
         "delivery.connection_cache", "delivery.connection_cache_idle_timeout", "delivery.connection_reuse_count_limit",
         "delivery.connection_reuse_time_limit", "delivery.connection_cache_max_idle_per_host",
         "delivery.connection_cache_max_idle",
+        "tracking.track", "tracking.credentials", "tracking.rules_file", "tracking.previous_secrets",
+        "tracking.placeholder",
     ]
 
     /// Keys whose value is a mapping with free-form keys (domains), not more configuration keys.
-    static let mapKeys: Set<String> = ["delivery.routes"]
+    static let mapKeys: Set<String> = ["delivery.routes", "tracking.credentials"]
 
     static func environmentName(of key: String) -> String {
         "TERN_" + key.uppercased().replacingOccurrences(of: ".", with: "_")
@@ -176,6 +194,11 @@ extension TernConfiguration {
         delivery.connectionReuseTimeLimit = try source.int("delivery.connection_reuse_time_limit", minimum: 1)
         delivery.connectionCacheMaxIdlePerHost = try source.int("delivery.connection_cache_max_idle_per_host", minimum: 1)
         delivery.connectionCacheMaxIdle = try source.int("delivery.connection_cache_max_idle", minimum: 1)
+        if let value = try source.string("tracking.track") { tracking.track = value }
+        if let value = try source.map("tracking.credentials") { tracking.credentials = value }
+        tracking.rulesFile = try source.string("tracking.rules_file")
+        if let value = try source.list("tracking.previous_secrets") { tracking.previousSecrets = value }
+        if let value = try source.string("tracking.placeholder"), !value.isEmpty { tracking.placeholder = value }
         if (tls.certificate == nil) != (tls.key == nil) {
             throw ConfigurationError(description: "tls.certificate and tls.key must be given together")
         }

@@ -33,8 +33,8 @@ struct Serve: AsyncParsableCommand {
         let folder = DataFolder(path: configuration.dataDir)
         try folder.create()
         let tlsContext = try folder.tlsContext(configuration: configuration)
-        _ = try folder.signingSecret()
         let store = try SQLiteStore(path: configuration.databasePath)
+        let tracking = try TrackingWiring(configuration: configuration, secret: try folder.signingSecret(), store: store)
 
         let credentials = CredentialDirectory(store: store)
         let committer = GroupCommitter(store: store, logger: Logger(label: "tern.intake"))
@@ -69,8 +69,11 @@ struct Serve: AsyncParsableCommand {
 
         let httpAddress = try ListenAddress(configuration.http.listen, key: "http.listen")
         let api = TernAPI(store: store, credentials: credentials)
+        let router = api.buildRouter()
+        tracking.routes.add(to: router)
+        services.append(.init(service: tracking.routes.recorder))
         let http = Application(
-            router: api.buildRouter(),
+            router: router,
             configuration: ApplicationConfiguration(
                 address: .hostname(httpAddress.host, port: httpAddress.port), serverName: "Tern"),
             onServerRunning: { channel in
@@ -94,6 +97,22 @@ struct Serve: AsyncParsableCommand {
         }
         try await store.close()
         logger.info("stopped")
+    }
+}
+
+/// The tracking parts shared by intake (which writes the tokens and links) and the HTTP
+/// endpoints (which verify and record them).
+struct TrackingWiring {
+    let keys: TrackingKeys
+    let links: LinkTable
+    let routes: TrackingRoutes
+
+    init(configuration: TernConfiguration, secret: [UInt8], store: any Store) throws {
+        keys = try configuration.trackingKeys(currentSecret: secret)
+        links = LinkTable(store: store)
+        routes = TrackingRoutes(
+            keys: keys, classifier: EngagementClassifier(rules: try configuration.engagementRules()),
+            recorder: EngagementRecorder(store: store, logger: Logger(label: "tern.tracking")), links: links, store: store)
     }
 }
 
