@@ -17,7 +17,19 @@ public struct TernAPI: Sendable {
         router.get("/healthz") { _, _ in HealthResponse(status: "ok") }
         let api = router.group("/api/v1").add(middleware: APIKeyMiddleware(credentials: credentials))
         api.get("/stats") { request, _ in try await stats(request) }
+        api.get("/messages/:id") { _, context in try await message(context) }
         return router
+    }
+
+    /// `GET /api/v1/messages/ID`: the message's recipients and each one's timeline.
+    func message(_ context: TernRequestContext) async throws -> MessageView {
+        guard let text = context.parameters.get("id"), let id = MessageID(text) else {
+            throw HTTPError(.badRequest, message: "a message id is 16 hexadecimal digits")
+        }
+        guard let view = try await MessageView.load(id, from: store) else {
+            throw HTTPError(.notFound, message: "no message \(text)")
+        }
+        return view
     }
 
     /// `GET /api/v1/stats?from=ISO8601&to=ISO8601`: the counters, computed from events.
@@ -56,8 +68,8 @@ public struct StatsResponse: ResponseEncodable, Equatable, Decodable {
     public var humanClicks: Int
 
     public init(counters: Counters, range: TimeRange) {
-        from = range.from.map(ISO8601.format)
-        to = range.to.map(ISO8601.format)
+        from = range.from.map { ISO8601.format($0) }
+        to = range.to.map { ISO8601.format($0) }
         outbound = counters.outbound
         sent = counters.sent
         failed = counters.failed
@@ -117,9 +129,9 @@ public enum ISO8601 {
         return plain.date(from: text) ?? withFraction.date(from: text) ?? dateOnly.date(from: text)
     }
 
-    public static func format(_ date: Date) -> String {
+    public static func format(_ date: Date, fractionalSeconds: Bool = false) -> String {
         let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime]
+        formatter.formatOptions = fractionalSeconds ? [.withInternetDateTime, .withFractionalSeconds] : [.withInternetDateTime]
         return formatter.string(from: date)
     }
 }

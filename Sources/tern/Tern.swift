@@ -10,7 +10,7 @@ struct Tern: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tern",
         abstract: "Tern: email delivery — SMTP submission, durable queue, delivery and tracking.",
-        subcommands: [Serve.self, CredentialCommand.self, Stats.self, QueueCommand.self, SuppressionCommand.self]
+        subcommands: [Serve.self, CredentialCommand.self, Stats.self, MessageCommand.self, QueueCommand.self, SuppressionCommand.self]
     )
 }
 
@@ -55,7 +55,7 @@ struct Stats: AsyncParsableCommand {
             try printJSON(StatsResponse(counters: counters, range: range))
         } else {
             if range.from != nil || range.to != nil {
-                print("period: \(range.from.map(ISO8601.format) ?? "start") .. \(range.to.map(ISO8601.format) ?? "now")")
+                print("period: \(range.from.map { ISO8601.format($0) } ?? "start") .. \(range.to.map { ISO8601.format($0) } ?? "now")")
             }
             for (name, value) in counters.values {
                 print("\(name.padding(toLength: 13, withPad: " ", startingAt: 0)) \(value)")

@@ -164,4 +164,32 @@ import TernStoreSQLite
             #expect(unsubscribe?.details["method"] == "one-click")
         }
     }
+
+    @Test func messageTimelineThroughTheAPI() async throws {
+        try await withTracking { client, fixture in
+            let (credential, issued) = try Credential.issue(name: "api", networks: [], hasher: SecretHasher(rounds: 1 << 10))
+            try await fixture.store.addCredential(credential)
+            let auth: HTTPFields = [.authorization: "Bearer \(issued.apiKey)"]
+            try await client.execute(uri: "/o/\(fixture.token(.open))", method: .get, headers: [.userAgent: Self.firefox]) { _ in }
+            await fixture.recorder.flush()
+            try await client.execute(uri: "/api/v1/messages/\(fixture.message.id)", method: .get, headers: auth) { response in
+                #expect(response.status == .ok)
+                let view = try JSONDecoder().decode(MessageView.self, from: Data(buffer: response.body))
+                #expect(view.id == fixture.message.id.description)
+                #expect(view.recipients.map(\.address) == ["Reader@Example.NET", "other@example.net"])
+                #expect(view.recipients[0].events.map(\.type) == ["outbound", "open"])
+                #expect(view.recipients[0].events.last?.details["reason"] == "human")
+                #expect(view.recipients[1].events.map(\.type) == ["outbound"])
+            }
+            try await client.execute(uri: "/api/v1/messages/\(MessageID.random())", method: .get, headers: auth) { response in
+                #expect(response.status == .notFound)
+            }
+            try await client.execute(uri: "/api/v1/messages/nonsense", method: .get, headers: auth) { response in
+                #expect(response.status == .badRequest)
+            }
+            try await client.execute(uri: "/api/v1/messages/\(fixture.message.id)", method: .get) { response in
+                #expect(response.status == .unauthorized)
+            }
+        }
+    }
 }

@@ -15,7 +15,9 @@ public import TernCore
 /// session's event loop to the store's writer and back with no executor hop in between.
 public final class GroupCommitter: Service, Sendable {
     private struct Request {
-        var message: QueuedMessage
+        /// One client transaction's messages (several when tracking gives each recipient
+        /// a copy of its own): committed together or not at all.
+        var messages: [QueuedMessage]
         var completion: @Sendable (Result<Void, any Error>) -> Void
     }
 
@@ -33,7 +35,8 @@ public final class GroupCommitter: Service, Sendable {
     private let logger: Logger
     private let state = Mutex(State())
 
-    /// Messages written in one transaction at most.
+    /// Client transactions (each one message, or one per recipient when tracked) written in
+    /// one store transaction at most.
     public static let defaultMaxBatch = 256
 
     public init(store: any Store, maxBatch: Int = GroupCommitter.defaultMaxBatch, logger: Logger) {
@@ -52,6 +55,12 @@ public final class GroupCommitter: Service, Sendable {
     /// Calls `completion` (once, on the store's thread) when `message` is committed or its
     /// commit failed.
     public func commit(_ message: QueuedMessage, completion: @escaping @Sendable (Result<Void, any Error>) -> Void) {
+        commit([message], completion: completion)
+    }
+
+    /// Calls `completion` (once, on the store's thread) when all of `messages` are committed,
+    /// in one transaction, or their commit failed.
+    public func commit(_ messages: [QueuedMessage], completion: @escaping @Sendable (Result<Void, any Error>) -> Void) {
         enum Next {
             case refused
             case queued
@@ -59,7 +68,7 @@ public final class GroupCommitter: Service, Sendable {
         }
         let next: Next = state.withLock { state in
             guard !state.stopping else { return .refused }
-            state.pending.append(Request(message: message, completion: completion))
+            state.pending.append(Request(messages: messages, completion: completion))
             guard !state.committing else { return .queued }
             state.committing = true
             return .write(takeGroup(&state))
@@ -116,7 +125,7 @@ public final class GroupCommitter: Service, Sendable {
     }
 
     private func write(_ group: [Request]) {
-        store.commit(group.map(\.message)) { result in
+        store.commit(group.flatMap(\.messages)) { result in
             // The next group goes to the store before this one's callers hear back.
             let (next, drained) = self.state.withLock { state -> ([Request]?, CheckedContinuation<Void, Never>?) in
                 if !state.pending.isEmpty { return (self.takeGroup(&state), nil) }
