@@ -78,6 +78,7 @@ let package = Package(
             name: "TernEngine",
             dependencies: [
                 "TernCore",
+                "MailMessage",
                 "TernDNS",
                 "SMTPCore",
                 "SMTPNIO",
@@ -114,6 +115,12 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Yams", package: "Yams"),
             ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "RewriteBenchmark",
+            dependencies: ["MailMessage"],
+            path: "Benchmarks/RewriteBenchmark",
             swiftSettings: strict
         ),
         .testTarget(
