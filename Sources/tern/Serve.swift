@@ -40,7 +40,7 @@ struct Serve: AsyncParsableCommand {
         let committer = GroupCommitter(store: store, logger: Logger(label: "tern.intake"))
         let intake = Intake(
             credentials: credentials, committer: committer, hostname: configuration.hostname,
-            logger: Logger(label: "tern.intake"))
+            tracker: tracking.tracker, logger: Logger(label: "tern.intake"))
 
         let eventLoops = MultiThreadedEventLoopGroup.singleton
         let smtp = SubmissionService(
@@ -106,10 +106,19 @@ struct TrackingWiring {
     let keys: TrackingKeys
     let links: LinkTable
     let routes: TrackingRoutes
+    let tracker: MessageTracker
 
     init(configuration: TernConfiguration, secret: [UInt8], store: any Store) throws {
         keys = try configuration.trackingKeys(currentSecret: secret)
-        links = LinkTable(store: store)
+        let links = LinkTable(store: store)
+        self.links = links
+        let defaults = try configuration.trackingDefaults()
+        tracker = MessageTracker(
+            configuration: MessageTracker.Configuration(
+                defaultFeatures: defaults.all, perCredential: defaults.perCredential,
+                publicURL: configuration.http.publicURL, placeholder: configuration.tracking.placeholder),
+            keys: keys, logger: Logger(label: "tern.tracking"),
+            rememberLinks: { message, targets in links.remember(targets, of: message) })
         routes = TrackingRoutes(
             keys: keys, classifier: EngagementClassifier(rules: try configuration.engagementRules()),
             recorder: EngagementRecorder(store: store, logger: Logger(label: "tern.tracking")), links: links, store: store)

@@ -6,18 +6,25 @@ public import SMTPNIO
 public import TernCore
 
 /// Postfix's cleanup: takes what a session received, adds the trace headers, gives
-/// the message and its recipients their ids, and commits it through the group committer.
+/// the message and its recipients their ids, applies tracking (`MessageTracker`), and
+/// commits it through the group committer.
 /// The SMTP server answers 250 only when `commit` returns.
 public struct Intake: SMTPServerBackend {
     private let credentials: CredentialDirectory
     private let committer: GroupCommitter
     private let traceHeaders: TraceHeaders
+    private let tracker: MessageTracker?
     private let logger: Logger
 
-    public init(credentials: CredentialDirectory, committer: GroupCommitter, hostname: String, logger: Logger) {
+    /// Without a `tracker`, messages are queued as received (plus the trace headers).
+    public init(
+        credentials: CredentialDirectory, committer: GroupCommitter, hostname: String, tracker: MessageTracker? = nil,
+        logger: Logger
+    ) {
         self.credentials = credentials
         self.committer = committer
         self.traceHeaders = TraceHeaders(hostname: hostname)
+        self.tracker = tracker
         self.logger = logger
     }
 
@@ -51,11 +58,12 @@ public struct Intake: SMTPServerBackend {
     /// session's event loop hears back through `completion`.
     public func commit(_ received: SMTPReceivedMessage, completion: @escaping @Sendable (Result<String, any Error>) -> Void) {
         let message = queuedMessage(received, now: Date())
+        let messages = tracker?.track(message) ?? [message]
         let logger = self.logger
-        committer.commit(message) { result in
+        committer.commit(messages) { result in
             switch result {
             case .success:
-                logger.debug("queued \(message.id) from <\(message.mailFrom)> for \(message.recipients.count) recipient(s)")
+                logger.debug("queued \(message.id) from <\(message.mailFrom)> for \(message.recipients.count) recipient(s) as \(messages.count) message(s)")
                 completion(.success(message.id.description))
             case .failure(let error as StoreError) where error.code == .insufficientStorage:
                 logger.error("could not queue message \(message.id): \(error)")
