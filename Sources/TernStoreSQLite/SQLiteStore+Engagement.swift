@@ -24,7 +24,7 @@ extension SQLiteStore {
                 sql: """
                     INSERT INTO suppressions (address, domain, reason, created_at)
                     SELECT lower(r.address), m.from_domain, 'unsubscribed', ?
-                    FROM recipients r JOIN messages m ON m.id = r.message_id WHERE r.id = ?
+                    FROM recipients r JOIN messages m ON m.id = r.message_id WHERE r.id = ? AND r.message_id = ?
                     ON CONFLICT (address, domain) DO NOTHING
                     """)
             let encoder = JSONEncoder()
@@ -36,7 +36,7 @@ extension SQLiteStore {
                     event.type.rawValue, at, details, event.recipientID.rawValue, event.messageID.rawValue,
                 ])
                 if event.type == .unsubscribe {
-                    try suppress.execute(arguments: [at, event.recipientID.rawValue])
+                    try suppress.execute(arguments: [at, event.recipientID.rawValue, event.messageID.rawValue])
                 }
             }
         }

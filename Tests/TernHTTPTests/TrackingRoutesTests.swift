@@ -4,7 +4,7 @@ import HummingbirdTesting
 import Logging
 import Testing
 import TernCore
-import TernHTTP
+@testable import TernHTTP
 import TernStoreSQLite
 
 @Suite struct TrackingRoutesTests {
@@ -191,5 +191,19 @@ import TernStoreSQLite
                 #expect(response.status == .unauthorized)
             }
         }
+    }
+}
+
+@Suite struct LocationValueTests {
+    @Test(arguments: [
+        ("https://shop.example/a?x=1&y=2#top", "https://shop.example/a?x=1&y=2#top"),
+        ("https://shop.example/p?q=<b>&n=\"1\"", "https://shop.example/p?q=%3Cb%3E&n=%221%22"),
+        ("https://shop.example/a b", "https://shop.example/a%20b"),
+        ("https://shop.example/\r\nSet-Cookie: x=1", "https://shop.example/%0D%0ASet-Cookie:%20x=1"),
+        ("https://shop.example/caf\u{e9}", "https://shop.example/caf%C3%A9"),
+        ("https://shop.example/already%20encoded", "https://shop.example/already%20encoded"),
+    ])
+    func linksBecomeSafeLocationValues(_ link: String, _ expected: String) {
+        #expect(TrackingRoutes.locationValue(link) == expected)
     }
 }

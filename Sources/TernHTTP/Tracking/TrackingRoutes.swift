@@ -53,7 +53,7 @@ public struct TrackingRoutes: Sendable {
             throw HTTPError(.notFound, message: "This link is not known.")
         }
         record(.click, token, request, context, details: ["url": target, "link": String(token.linkIndex)])
-        return Response(status: .found, headers: [.location: target, .cacheControl: "no-store"])
+        return Response(status: .found, headers: [.location: Self.locationValue(target), .cacheControl: "no-store"])
     }
 
     /// The page an unsubscribe link opens: it names the address and asks to confirm. A GET
@@ -132,6 +132,24 @@ public struct TrackingRoutes: Sendable {
         let seconds = date.timeIntervalSince(accepted)
         guard message.rawValue > 0, seconds > -Self.maxClockSkew, seconds < 10 * 365 * 86_400 else { return nil }
         return max(0, seconds)
+    }
+
+    /// The link as a `Location` value: octets a URI may not hold as they are (controls, space,
+    /// non-ASCII, `"<>\^`{|}`) percent-encoded, so that nothing in a link can end the header.
+    /// - SeeAlso: RFC 3986 §2.1, RFC 9110 §10.2.2
+    static func locationValue(_ url: String) -> String {
+        let hex = Array("0123456789ABCDEF".utf8)
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(url.utf8.count)
+        for byte in url.utf8 {
+            switch byte {
+            case 0x21, 0x23...0x3B, 0x3D, 0x3F...0x5B, 0x5D, 0x5F, 0x61...0x7A, 0x7E:
+                bytes.append(byte)
+            default:
+                bytes += [UInt8(ascii: "%"), hex[Int(byte >> 4)], hex[Int(byte & 0x0F)]]
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// A transparent 1×1 GIF (43 bytes).
