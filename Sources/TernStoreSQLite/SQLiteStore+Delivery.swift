@@ -128,8 +128,6 @@ extension SQLiteStore {
                 """)
         let event = try db.cachedStatement(
             sql: "INSERT INTO events (type, message_id, recipient_id, at, details) VALUES (?, ?, ?, ?, ?)")
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
         for outcome in outcomes {
             switch outcome.kind {
             case .sent:
@@ -142,7 +140,7 @@ extension SQLiteStore {
                 try again.execute(arguments: [next.millisecondsSince1970, outcome.recipientID.rawValue])
             }
             guard db.changesCount > 0 else { continue }
-            let details = outcome.details.isEmpty ? nil : String(decoding: try encoder.encode(outcome.details), as: UTF8.self)
+            let details = outcome.details.isEmpty ? nil : DetailsJSON.encode(outcome.details)
             try event.execute(arguments: [
                 outcome.eventType.rawValue, outcome.messageID.rawValue, outcome.recipientID.rawValue,
                 outcome.at.millisecondsSince1970, details,

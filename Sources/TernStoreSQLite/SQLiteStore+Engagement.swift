@@ -27,10 +27,8 @@ extension SQLiteStore {
                     FROM recipients r JOIN messages m ON m.id = r.message_id WHERE r.id = ? AND r.message_id = ?
                     ON CONFLICT (address, domain) DO NOTHING
                     """)
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = .sortedKeys
             for event in events {
-                let details = event.details.isEmpty ? nil : String(decoding: try encoder.encode(event.details), as: UTF8.self)
+                let details = event.details.isEmpty ? nil : DetailsJSON.encode(event.details)
                 let at = event.at.millisecondsSince1970
                 try insert.execute(arguments: [
                     event.type.rawValue, at, details, event.recipientID.rawValue, event.messageID.rawValue,

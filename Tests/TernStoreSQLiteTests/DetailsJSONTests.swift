@@ -1,0 +1,22 @@
+import Foundation
+import Testing
+@testable import TernStoreSQLite
+
+@Suite struct DetailsJSONTests {
+    @Test(arguments: [
+        [:],
+        ["text": "250 2.0.0 Ok: queued as 123"],
+        ["url": "https://shop.example/a?x=1&y=\"2\"", "ua": "Mozilla/5.0 (X11) \\ back\tslash"],
+        ["controls": "a\u{0}b\u{1f}c\u{7f}d\r\n", "unicode": "caf\u{e9} \u{1F600} \u{2028}"],
+        ["b": "2", "a": "1", "c": ""],
+    ] as [[String: String]])
+    func decodesToTheSameDetails(_ details: [String: String]) throws {
+        let json = DetailsJSON.encode(details)
+        let decoded = try JSONDecoder().decode([String: String].self, from: Data(json.utf8))
+        #expect(decoded == details)
+    }
+
+    @Test func keysAreSorted() {
+        #expect(DetailsJSON.encode(["b": "2", "a": "1", "machine": "false"]) == #"{"a":"1","b":"2","machine":"false"}"#)
+    }
+}
