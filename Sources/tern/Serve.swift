@@ -72,10 +72,14 @@ struct Serve: AsyncParsableCommand {
         let router = api.buildRouter()
         tracking.routes.add(to: router)
         services.append(.init(service: tracking.routes.recorder))
+        let serverName = "Tern"
+        let routes = tracking.routes
         let http = Application(
             router: router,
+            // Opens and clicks on links held in memory are answered on the event loop, the rest by the router.
+            server: .http1(configuration: .init(additionalChannelHandlers: [TrackingFastPath(routes: routes, serverName: serverName)])),
             configuration: ApplicationConfiguration(
-                address: .hostname(httpAddress.host, port: httpAddress.port), serverName: "Tern"),
+                address: .hostname(httpAddress.host, port: httpAddress.port), serverName: serverName),
             onServerRunning: { channel in
                 logger.info("http listening on \(channel.localAddress?.description ?? httpAddress.description)")
             },

@@ -34,6 +34,14 @@ public final class LinkTable: Sendable {
         return index < links.count ? links[index] : nil
     }
 
+    /// The target of link `index` of `message` when the message's links are held here, without
+    /// waiting: `.some(nil)` when it has no such link, nil when the store must be asked.
+    public func cachedTarget(of message: MessageID, index: Int) -> String?? {
+        guard index >= 0 else { return .some(nil) }
+        guard let links = state.withLock({ $0.links[message] }) else { return nil }
+        return .some(index < links.count ? links[index] : nil)
+    }
+
     /// Holds a message's links (intake calls this as it commits one).
     public func remember(_ links: [String], of message: MessageID) {
         state.withLock { state in

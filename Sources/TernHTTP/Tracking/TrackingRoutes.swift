@@ -16,7 +16,7 @@ public struct TrackingRoutes: Sendable {
     public let recorder: EngagementRecorder
     public let links: LinkTable
     public let store: any EngagementStore
-    private let now: @Sendable () -> Date
+    let now: @Sendable () -> Date
 
     public init(
         keys: TrackingKeys, classifier: EngagementClassifier, recorder: EngagementRecorder, links: LinkTable,
@@ -43,7 +43,9 @@ public struct TrackingRoutes: Sendable {
 
     func open(_ request: Request, _ context: TernRequestContext) throws -> Response {
         let token = try verified(.open, context)
-        record(.open, token, request, context, details: [:])
+        recorder.record(engagement(
+            .open, token, method: request.method, userAgent: request.headers[.userAgent], clientIP: context.remoteAddress?.ipAddress,
+            at: now()))
         return Response(status: .ok, headers: Self.pixelHeaders, body: ResponseBody(byteBuffer: ByteBuffer(bytes: Self.pixel)))
     }
 
@@ -52,7 +54,9 @@ public struct TrackingRoutes: Sendable {
         guard let target = try await links.target(of: token.messageID, index: token.linkIndex) else {
             throw HTTPError(.notFound, message: "This link is not known.")
         }
-        record(.click, token, request, context, details: ["url": target, "link": String(token.linkIndex)])
+        recorder.record(engagement(
+            .click, token, method: request.method, userAgent: request.headers[.userAgent], clientIP: context.remoteAddress?.ipAddress,
+            at: now(), target: target))
         return Response(status: .found, headers: [.location: Self.locationValue(target), .cacheControl: "no-store"])
     }
 
@@ -100,29 +104,43 @@ public struct TrackingRoutes: Sendable {
     static let maxClockSkew: TimeInterval = 5
 
     private func verified(_ kind: TrackingTokenKind, _ context: TernRequestContext) throws -> TrackingToken {
-        guard let text = context.parameters.get("token"), let token = keys.verify(text), token.kind == kind else {
+        guard let text = context.parameters.get("token"), let token = verified(kind, text) else {
             throw HTTPError(.notFound, message: "This link is not known.")
         }
         return token
     }
 
-    private func record(
-        _ kind: EngagementKind, _ token: TrackingToken, _ request: Request, _ context: TernRequestContext, details: [String: String]
-    ) {
-        let at = now()
-        let userAgent = request.headers[.userAgent].map { String($0.prefix(Self.maxUserAgentLength)) }
-        let ip = context.remoteAddress?.ipAddress
+    // MARK: Shared with TrackingFastPath
+    // Both ways of answering an open or a click (these routes, and the event-loop fast path)
+    // verify, classify and build the event here, so that they cannot drift apart.
+
+    /// The token in a request path, when it verifies with our keys and is of `kind`.
+    func verified(_ kind: TrackingTokenKind, _ text: some StringProtocol) -> TrackingToken? {
+        guard let token = keys.verify(text), token.kind == kind else { return nil }
+        return token
+    }
+
+    /// The event an open (`target` nil) or a click on `target` records, classified as human or machine.
+    func engagement(
+        _ kind: EngagementKind, _ token: TrackingToken, method: HTTPRequest.Method, userAgent: String?, clientIP ip: String?,
+        at: Date, target: String? = nil
+    ) -> EngagementEvent {
+        let userAgent = userAgent.map { String($0.prefix(Self.maxUserAgentLength)) }
         let verdict = classifier.classify(EngagementRequest(
-            kind: kind, method: request.method.rawValue, userAgent: userAgent, clientIP: ip.flatMap(IPAddress.init),
+            kind: kind, method: method.rawValue, userAgent: userAgent, clientIP: ip.flatMap(IPAddress.init),
             secondsSinceDelivery: secondsSinceAcceptance(of: token.messageID, at: at)))
-        var details = details
+        var details: [String: String] = [:]
+        if let target {
+            details["url"] = target
+            details["link"] = String(token.linkIndex)
+        }
         details["machine"] = verdict.machine ? "true" : "false"
         details["reason"] = verdict.reason
         if let ip { details["ip"] = ip }
         if let userAgent { details["user_agent"] = userAgent }
-        if request.method == .head { details["method"] = "HEAD" }
+        if method == .head { details["method"] = "HEAD" }
         let type: EventType = kind == .open ? .open : .click
-        recorder.record(EngagementEvent(type: type, messageID: token.messageID, recipientID: token.recipientID, at: at, details: details))
+        return EngagementEvent(type: type, messageID: token.messageID, recipientID: token.recipientID, at: at, details: details)
     }
 
     /// Time since the message was accepted, read from its time-ordered id: a bound on the
