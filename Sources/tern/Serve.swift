@@ -77,7 +77,7 @@ struct Serve: AsyncParsableCommand {
         let http = Application(
             router: router,
             // Opens and clicks on links held in memory are answered on the event loop, the rest by the router.
-            server: .http1(configuration: .init(additionalChannelHandlers: [TrackingFastPath(routes: routes, serverName: serverName)])),
+            server: .http1(configuration: .init(additionalChannelHandlers: [TrackingFastPath.Installer(routes: routes, serverName: serverName)])),
             configuration: ApplicationConfiguration(
                 address: .hostname(httpAddress.host, port: httpAddress.port), serverName: serverName),
             onServerRunning: { channel in

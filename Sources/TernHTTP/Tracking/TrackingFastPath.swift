@@ -1,32 +1,35 @@
 import Foundation
 import HTTPTypes
 public import NIOCore
-import NIOHTTP1
-public import NIOHTTPTypes
+public import NIOHTTP1
 import TernCore
 
 /// Answers opens (`GET`/`HEAD /o/TOKEN`) and clicks on links held in memory (`GET`/`HEAD
-/// /c/TOKEN`) on the event loop, in Hummingbird's HTTP/1 pipeline, with no task per request.
-/// Everything else, and a click whose links must be read from the store, goes on to Hummingbird
-/// untouched, where `TrackingRoutes` answers the same requests the same way.
+/// /c/TOKEN`) on the event loop, with no task per request. It sits right after NIO's HTTP/1
+/// decoder, before Hummingbird converts requests to HTTP types, and its responses go straight
+/// to NIO's encoder. Everything else, and a click whose links must be read from the store, goes
+/// on to Hummingbird untouched, where `TrackingRoutes` answers the same requests the same way.
 ///
 /// Responses on a connection keep the order of its requests (RFC 9112 §9.3.2): a request is
 /// answered here only when no request handed to Hummingbird is still unanswered; while one is,
 /// the following requests are handed on too.
+///
+/// Install it with `TrackingFastPath.Installer` in `HTTP1Channel.Configuration.additionalChannelHandlers`.
 public final class TrackingFastPath: ChannelDuplexHandler, RemovableChannelHandler {
-    public typealias InboundIn = HTTPRequestPart
-    public typealias InboundOut = HTTPRequestPart
-    public typealias OutboundIn = HTTPResponsePart
-    public typealias OutboundOut = HTTPResponsePart
+    public typealias InboundIn = HTTPServerRequestPart
+    public typealias InboundOut = HTTPServerRequestPart
+    public typealias OutboundIn = HTTPServerResponsePart
+    public typealias OutboundOut = HTTPServerResponsePart
 
     private let routes: TrackingRoutes
     private let serverName: String?
     private var state = State()
-    /// Whether the HTTP/1 request being read keeps the connection open, as NIO's decoder saw it
-    /// (the HTTP version is gone after the conversion to HTTP types). nil: not known here.
-    private var keepAlive: KeepAliveProbe?
     private var needsFlush = false
     private var dateCache = HTTPDateCache()
+    /// The second `pixelHeaders` carries the `Date` of.
+    private var pixelHeadersSecond = Int.min
+    /// The pixel's headers, built once per connection; only `Date` changes, once a second.
+    private var pixelHeaders = HTTPHeaders()
     /// The client's address, read once per connection.
     private var clientIP: String??
 
@@ -36,29 +39,15 @@ public final class TrackingFastPath: ChannelDuplexHandler, RemovableChannelHandl
         self.serverName = serverName
     }
 
-    public func handlerAdded(context: ChannelHandlerContext) {
-        // Watch the HTTP/1 heads right after NIO's decoder, for their version and `Connection`.
-        let operations = context.pipeline.syncOperations
-        guard let decoder = try? operations.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self) else { return }
-        let probe = KeepAliveProbe()
-        if (try? operations.addHandler(probe, position: .after(decoder.handler))) != nil {
-            keepAlive = probe
-        }
-    }
-
-    public func handlerRemoved(context: ChannelHandlerContext) {
-        keepAlive = nil
-    }
-
     // MARK: Requests
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if state.reading == .closed { return }  // nothing after a response that closes
         switch unwrapInboundIn(data) {
         case .head(let head):
-            let closes = closesConnection(head)
+            let closes = !head.isKeepAlive
             if let answer = state.intercepts ? answer(head, context: context) : nil {
-                state.answering(answer, closes: closes)
+                state.answering(answer, closes: closes, http10: head.version.minor == 0 && head.version.major == 1)
             } else {
                 state.forwarding(closes: closes)
                 context.fireChannelRead(data)
@@ -67,8 +56,8 @@ public final class TrackingFastPath: ChannelDuplexHandler, RemovableChannelHandl
             if state.forwardsParts { context.fireChannelRead(data) }
         case .end:
             if state.forwardsParts { context.fireChannelRead(data); state.requestForwarded(); return }
-            guard let (answer, closes) = state.requestRead() else { return }
-            write(answer, closes: closes, context: context)
+            guard let (answer, connection) = state.requestRead() else { return }
+            write(answer, connection: connection, context: context)
         }
     }
 
@@ -92,8 +81,14 @@ public final class TrackingFastPath: ChannelDuplexHandler, RemovableChannelHandl
     // MARK: Answering
 
     /// The response to an open or a click, or nil when Hummingbird is to answer the request.
-    private func answer(_ head: HTTPRequest, context: ChannelHandlerContext) -> Answer? {
-        guard head.method == .get || head.method == .head, let path = head.path else { return nil }
+    private func answer(_ head: HTTPRequestHead, context: ChannelHandlerContext) -> Answer? {
+        let method: HTTPRequest.Method
+        switch head.method {
+        case .GET: method = .get
+        case .HEAD: method = .head
+        default: return nil
+        }
+        let path = head.uri
         let endpoint: EngagementKind
         if path.hasPrefix("/o/") {
             endpoint = .open
@@ -106,28 +101,29 @@ public final class TrackingFastPath: ChannelDuplexHandler, RemovableChannelHandl
         if let end = text.firstIndex(where: { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") }) { text = text[..<end] }
         guard !text.isEmpty, !text.contains(UInt8(ascii: "/")) else { return nil }  // not a route of ours
         let token = Substring(text)
-        let withBody = head.method != .head
+        let withBody = method != .head
 
         switch endpoint {
         case .open:
             guard let token = routes.verified(.open, token) else { return .notFound(withBody: withBody) }
-            routes.recorder.record(event(.open, token, head, context: context))
+            routes.recorder.record(event(.open, token, method, head, context: context))
             return .pixel(withBody: withBody)
         case .click:
             guard let token = routes.verified(.click, token) else { return .notFound(withBody: withBody) }
             // Not held in memory: Hummingbird's route reads the store.
             guard let target = routes.links.cachedTarget(of: token.messageID, index: token.linkIndex) else { return nil }
             guard let target else { return .notFound(withBody: withBody) }
-            routes.recorder.record(event(.click, token, head, context: context, target: target))
+            routes.recorder.record(event(.click, token, method, head, context: context, target: target))
             return .redirect(TrackingRoutes.locationValue(target))
         }
     }
 
     private func event(
-        _ kind: EngagementKind, _ token: TrackingToken, _ head: HTTPRequest, context: ChannelHandlerContext, target: String? = nil
+        _ kind: EngagementKind, _ token: TrackingToken, _ method: HTTPRequest.Method, _ head: HTTPRequestHead,
+        context: ChannelHandlerContext, target: String? = nil
     ) -> EngagementEvent {
         routes.engagement(
-            kind, token, method: head.method, userAgent: head.headerFields[.userAgent],
+            kind, token, method: method, userAgent: head.headers.first(name: "user-agent"),
             clientIP: clientIP(context), at: routes.now(), target: target)
     }
 
@@ -138,29 +134,38 @@ public final class TrackingFastPath: ChannelDuplexHandler, RemovableChannelHandl
         return ip
     }
 
-    private func write(_ answer: Answer, closes: Bool, context: ChannelHandlerContext) {
-        var fields: HTTPFields
-        let status: HTTPResponse.Status
+    private func write(_ answer: Answer, connection: ConnectionHeader, context: ChannelHandlerContext) {
+        let now = Date()
+        var headers: HTTPHeaders
+        let status: HTTPResponseStatus
         var body: ByteBuffer?
         switch answer {
         case .pixel(let withBody):
             status = .ok
-            fields = Self.pixelFields
-            if withBody { body = context.channel.allocator.buffer(bytes: TrackingRoutes.pixel) }
+            headers = pixelHeaders(at: now)
+            if withBody { body = Self.pixelBody }
         case .redirect(let location):
             status = .found
-            fields = [.location: location, .cacheControl: "no-store", .contentLength: "0"]
+            headers = HTTPHeaders()
+            headers.reserveCapacity(6)
+            headers.add(name: "Location", value: location)
+            headers.add(name: "Cache-Control", value: "no-store")
+            headers.add(name: "Content-Length", value: "0")
+            addDateAndServer(to: &headers, at: now)
         case .notFound(let withBody):
             status = .notFound
-            fields = Self.notFoundFields
-            if withBody { body = context.channel.allocator.buffer(string: Self.notFoundText) }
+            headers = Self.notFoundHeaders
+            addDateAndServer(to: &headers, at: now)
+            if withBody { body = Self.notFoundBody }
         }
-        fields[.date] = dateCache.date(at: Date())
-        if let serverName { fields[.server] = serverName }
-        if closes { fields[.connection] = "close" }
-        context.write(wrapOutboundOut(.head(HTTPResponse(status: status, headerFields: fields))), promise: nil)
-        if let body { context.write(wrapOutboundOut(.body(body)), promise: nil) }
-        if closes {
+        switch connection {
+        case .none: break
+        case .close: headers.add(name: "Connection", value: "close")
+        case .keepAlive: headers.add(name: "Connection", value: "keep-alive")
+        }
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+        if let body { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
+        if connection == .close {
             let written = context.eventLoop.makePromise(of: Void.self)
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: written)
             needsFlush = false
@@ -172,29 +177,42 @@ public final class TrackingFastPath: ChannelDuplexHandler, RemovableChannelHandl
         }
     }
 
+    /// The pixel's headers, with a `Date` of the current second.
+    private func pixelHeaders(at now: Date) -> HTTPHeaders {
+        let second = Int(now.timeIntervalSince1970.rounded(.down))
+        if second != pixelHeadersSecond {
+            pixelHeadersSecond = second
+            var headers = Self.pixelHeaders
+            addDateAndServer(to: &headers, at: now)
+            pixelHeaders = headers
+        }
+        return pixelHeaders
+    }
+
+    private func addDateAndServer(to headers: inout HTTPHeaders, at now: Date) {
+        headers.add(name: "Date", value: dateCache.date(at: now))
+        if let serverName { headers.add(name: "Server", value: serverName) }
+    }
+
     private func flushIfNeeded(_ context: ChannelHandlerContext) {
         guard needsFlush else { return }
         needsFlush = false
         context.flush()
     }
 
-    /// Whether the connection closes after the response to `head`: `Connection: close`, or an
-    /// HTTP/1.0 request that did not ask to keep it (RFC 9112 §9.3).
-    private func closesConnection(_ head: HTTPRequest) -> Bool {
-        if let keepAlive = keepAlive?.lastHeadKeepsAlive { return !keepAlive }
-        guard let connection = head.headerFields[.connection] else { return false }
-        return connection.split(separator: ",").contains { $0.trimmingCharacters(in: .whitespaces).lowercased() == "close" }
-    }
+    static let pixelBody = ByteBuffer(bytes: TrackingRoutes.pixel)
 
-    static let pixelFields: HTTPFields = {
-        var fields = TrackingRoutes.pixelHeaders
-        fields[.contentLength] = String(TrackingRoutes.pixel.count)
-        return fields
+    /// The pixel's headers but `Date` and `Server`, as `TrackingRoutes` sends them.
+    static let pixelHeaders: HTTPHeaders = {
+        var headers = HTTPHeaders(TrackingRoutes.pixelHeaders.map { ($0.name.rawName, $0.value) })
+        headers.add(name: "Content-Length", value: String(TrackingRoutes.pixel.count))
+        return headers
     }()
 
     static let notFoundText = "This link is not known."
-    static let notFoundFields: HTTPFields = [
-        .contentType: "text/plain; charset=utf-8", .contentLength: String(notFoundText.utf8.count),
+    static let notFoundBody = ByteBuffer(string: notFoundText)
+    static let notFoundHeaders: HTTPHeaders = [
+        "Content-Type": "text/plain; charset=utf-8", "Content-Length": String(notFoundText.utf8.count),
     ]
 }
 
@@ -202,6 +220,41 @@ public final class TrackingFastPath: ChannelDuplexHandler, RemovableChannelHandl
 extension TrackingFastPath: Sendable {}
 
 extension TrackingFastPath {
+    /// Puts a `TrackingFastPath` right after NIO's HTTP/1 request decoder, then leaves the
+    /// pipeline. Hummingbird adds its `additionalChannelHandlers` after the conversion to HTTP
+    /// types; this is how the fast path gets below it.
+    public final class Installer: ChannelInboundHandler, RemovableChannelHandler {
+        public typealias InboundIn = Never
+
+        private let routes: TrackingRoutes
+        private let serverName: String?
+
+        /// - Parameter serverName: the `Server` header, as Hummingbird sends it.
+        public init(routes: TrackingRoutes, serverName: String? = nil) {
+            self.routes = routes
+            self.serverName = serverName
+        }
+
+        public func handlerAdded(context: ChannelHandlerContext) {
+            let operations = context.pipeline.syncOperations
+            if let decoder = try? operations.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self) {
+                try? operations.addHandler(
+                    TrackingFastPath(routes: routes, serverName: serverName), position: .after(decoder.handler))
+            }
+            operations.removeHandler(context: context, promise: nil)
+        }
+    }
+
+    /// Which `Connection` header the response carries.
+    enum ConnectionHeader: Equatable {
+        /// None: HTTP/1.1 keeps the connection by default.
+        case none
+        /// `close`, and the connection closes after the response.
+        case close
+        /// `keep-alive`, for an HTTP/1.0 request that asked to keep it (RFC 9112 §C.2.2).
+        case keepAlive
+    }
+
     /// What is answered here, once the request has been read.
     enum Answer: Equatable {
         case pixel(withBody: Bool)
@@ -218,7 +271,7 @@ extension TrackingFastPath {
             /// Hummingbird answers it: its parts go on.
             case forwarding
             /// Answered here once read; its parts stop here.
-            case answering(Answer, closes: Bool)
+            case answering(Answer, ConnectionHeader)
             /// The connection closes after a response: nothing more is answered here.
             case closed
         }
@@ -233,9 +286,9 @@ extension TrackingFastPath {
 
         var forwardsParts: Bool { reading == .forwarding }
 
-        mutating func answering(_ answer: Answer, closes: Bool) {
+        mutating func answering(_ answer: Answer, closes: Bool, http10: Bool) {
             precondition(intercepts, "answering a request in \(self)")
-            reading = .answering(answer, closes: closes)
+            reading = .answering(answer, closes ? .close : http10 ? .keepAlive : .none)
         }
 
         mutating func forwarding(closes: Bool) {
@@ -248,11 +301,11 @@ extension TrackingFastPath {
             reading = .idle
         }
 
-        /// The answer to write, at the end of a request answered here.
-        mutating func requestRead() -> (Answer, closes: Bool)? {
-            guard case .answering(let answer, let closes) = reading else { return nil }
-            reading = closes ? .closed : .idle
-            return (answer, closes)
+        /// The answer to write, at the end of a request answered here, and its `Connection` header.
+        mutating func requestRead() -> (Answer, ConnectionHeader)? {
+            guard case .answering(let answer, let connection) = reading else { return nil }
+            reading = connection == .close ? .closed : .idle
+            return (answer, connection)
         }
 
         mutating func forwardedAnswered() {
@@ -260,23 +313,6 @@ extension TrackingFastPath {
         }
     }
 }
-
-/// Notes whether each HTTP/1 request head keeps its connection open (its version and its
-/// `Connection` header), for `TrackingFastPath` after the conversion to HTTP types.
-final class KeepAliveProbe: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias InboundOut = HTTPServerRequestPart
-
-    var lastHeadKeepsAlive: Bool?
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if case .head(let head) = unwrapInboundIn(data) { lastHeadKeepsAlive = head.isKeepAlive }
-        context.fireChannelRead(data)
-    }
-}
-
-@available(*, unavailable)
-extension KeepAliveProbe: Sendable {}
 
 /// The `Date` header value (IMF-fixdate), formatted once a second.
 /// - SeeAlso: RFC 9110 §5.6.7
