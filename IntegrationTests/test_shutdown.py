@@ -91,3 +91,19 @@ def test_sigterm_mid_data(make_server: ServerFactory) -> None:
     # And it starts again on the same data_dir.
     server.start()
     assert server.stats()["outbound"] == (2 if r.code == 250 else 1)
+
+
+def test_log_lines(make_server: ServerFactory) -> None:
+    """Every log line is one line in the documented form: UTC time, level, label, the
+    logger's metadata (sorted key=value), the module, the message."""
+    import re
+    server = make_server("log-lines")
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(20) == 0, server.log_tail()
+    lines = [line for line in server.log_path.read_text().splitlines() if line and not line.startswith("=====")]
+    pattern = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+0000 (trace|debug|info|notice|warning|error|critical) tern(\.\w+)?:( [\w.]+=\S*)* \[\w+\] \S")
+    assert lines, "tern wrote no log lines"
+    bad = [line for line in lines if not pattern.match(line)]
+    assert not bad, f"log lines not in the expected form: {bad[:3]}"
+    listening = [line for line in lines if "SMTP listening" in line]
+    assert listening and all("smtp.implicitTLS=" in line and "smtp.listener=" in line for line in listening), listening

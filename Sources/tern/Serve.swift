@@ -23,11 +23,7 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         let configuration = try options.load()
         let level = Logger.Level(rawValue: configuration.logLevel) ?? .info
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        LoggingSystem.bootstrap { label in TernLogHandler(label: label, level: level) }
         let logger = Logger(label: "tern")
 
         let folder = DataFolder(path: configuration.dataDir)
