@@ -80,11 +80,11 @@ public final class TimeOrderedID: Sendable {
 
     /// The last id given, and the state of the generator that picks each millisecond's
     /// starting point: seeded once from the system, so an id costs no system call.
-    private let state: Mutex<(last: Int64, random: UInt64)>
+    private let state: Mutex<(last: Int64, random: SplitMix64)>
 
     public init() {
         var seed = SystemRandomNumberGenerator()
-        state = Mutex((last: 0, random: seed.next()))
+        state = Mutex((last: 0, random: SplitMix64(seed: seed.next())))
     }
 
     public static func next() -> Int64 {
@@ -94,23 +94,32 @@ public final class TimeOrderedID: Sendable {
     public func next(nowMilliseconds: Int64) -> Int64 {
         let elapsed = max(0, nowMilliseconds - Self.epochMilliseconds)
         return state.withLock { state in
-            let offset = Int64(Self.splitMix(&state.random) % ((1 << (Self.sequenceBits - 1)) - 1)) + 1
+            let offset = Int64(state.random.next() % ((1 << (Self.sequenceBits - 1)) - 1)) + 1
             state.last = max(state.last + 1, elapsed << Self.sequenceBits | offset)
             return state.last
         }
     }
 
-    /// SplitMix64 (Steele, Lea, Flood 2014): fast, and enough to spread starting points.
-    private static func splitMix(_ state: inout UInt64) -> UInt64 {
+    /// When an id was made (to the millisecond).
+    public static func date(of id: Int64) -> Date {
+        Date(timeIntervalSince1970: Double((id >> sequenceBits) + epochMilliseconds) / 1000)
+    }
+}
+
+/// SplitMix64 (Steele, Lea, Flood 2014): a small, fast generator with a 64-bit seed. Not for
+/// secrets; for spreading values (id starting points) and for replayable tests.
+public struct SplitMix64: RandomNumberGenerator, Sendable {
+    public var state: UInt64
+
+    public init(seed: UInt64) {
+        state = seed
+    }
+
+    public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
-    }
-
-    /// When an id was made (to the millisecond).
-    public static func date(of id: Int64) -> Date {
-        Date(timeIntervalSince1970: Double((id >> sequenceBits) + epochMilliseconds) / 1000)
     }
 }

@@ -209,7 +209,7 @@ private let cases: [TrackingEngagementCase] = [
 
     /// The compiled ranges agree with `IPNetwork.contains` for random blocks and addresses.
     @Test func rangesAgreeWithIPNetwork() throws {
-        var random = SplitMix(seed: 0x7e4e)
+        var random = SplitMix64(seed: 0x7e4e)
         for _ in 0..<200 {
             var networks = [IPNetwork]()
             for _ in 0..<Int.random(in: 1...12, using: &random) {
@@ -239,15 +239,3 @@ private let cases: [TrackingEngagementCase] = [
     }
 }
 
-/// SplitMix64, so that a failure can be replayed.
-private struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

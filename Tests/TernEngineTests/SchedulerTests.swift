@@ -39,18 +39,6 @@ private func results(_ job: DeliveryJob, _ outcome: DeliveryAttemptOutcome) -> [
 private let refused = DeliveryAttemptOutcome.deferred(reason: "connect to mx.example.net: refused", kind: .destination)
 private let greylisted = DeliveryAttemptOutcome.deferred(reason: "450 4.7.1 try later", kind: .recipient)
 
-/// A deterministic generator (SplitMix64) for the jitter tests.
-private struct SplitMix: RandomNumberGenerator, Sendable {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// A store holding due recipients, answering load requests the way the delivery loop will.
 private struct FakeStore {
     var new: [ScheduledRecipient] = []
@@ -160,7 +148,7 @@ private struct FakeStore {
     }
 
     @Test func jitterOnlyLengthensAndIsBounded() {
-        var scheduler = DeliveryScheduler(configuration: config(jitter: 0.1), random: SplitMix(state: 42))
+        var scheduler = DeliveryScheduler(configuration: config(jitter: 0.1), random: SplitMix64(seed: 42))
         var delays: [Double] = []
         for index in 1...200 {
             var actions = scheduler.recipientsDue([due(index, message: index, domain: "d\(index).example")], now: t0)
@@ -172,7 +160,7 @@ private struct FakeStore {
     }
 
     @Test func recipientsOfOneMessageComeBackTogether() {
-        var scheduler = DeliveryScheduler(configuration: config(jitter: 0.5), random: SplitMix(state: 7))
+        var scheduler = DeliveryScheduler(configuration: config(jitter: 0.5), random: SplitMix64(seed: 7))
         var actions = scheduler.recipientsDue([due(1, message: 1), due(2, message: 1), due(3, message: 2)], now: t0)
         #expect(actions.start.count == 2)
         var deferrals: [RecipientDeferral] = []
