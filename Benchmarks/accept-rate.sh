@@ -33,20 +33,11 @@ die() { log "ERROR: $*"; exit 1; }
 [ -x "$BENCH/smtp-load.sh" ] || [ -f "$BENCH/smtp-load.sh" ] || die "smtp-load.sh not found in $BENCH (set TERN_BENCH_DIR)"
 [ -x /usr/sbin/smtp-source ] || die "smtp-source missing: apt-get install postfix (or run $BENCH/postfix-baseline.sh install)"
 
-free_port() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for p in "$TERN_PORT" $((TERN_PORT + 1)) $((TERN_PORT + 2)) $((TERN_PORT + 3)) "$SINK_PORT"; do
-  free_port "$p" || die "port $p is in use"
-done
+. "$REPO/Benchmarks/common.sh"
+require_free_ports "$TERN_PORT" $((TERN_PORT + 1)) $((TERN_PORT + 2)) $((TERN_PORT + 3)) "$SINK_PORT"
 
 # ---------------------------------------------------------------- build + start Tern
-SCRATCH=()
-[ -n "${TERN_SCRATCH_PATH:-}" ] && SCRATCH=(--scratch-path "$TERN_SCRATCH_PATH")
-if [ "${SKIP_BUILD:-0}" != 1 ]; then
-  log "swift build -c release --product tern ${SCRATCH[*]}"
-  swift build -c release --product tern "${SCRATCH[@]}" >&2
-fi
-BIN="$(swift build -c release --show-bin-path "${SCRATCH[@]}")/tern"
-[ -x "$BIN" ] || die "no release binary at $BIN"
+release_tern_binary
 
 WORK=$(mktemp -d /tmp/tern-bench.XXXXXX)
 TERN_PID="" SAMPLER_PID=""

@@ -62,24 +62,16 @@ done
 command -v sqlite3 >/dev/null || die "sqlite3 missing: apt-get install sqlite3"
 command -v python3 >/dev/null || die "python3 missing (it times the claim queries)"
 
-free_port() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for p in "$TERN_PORT" $((TERN_PORT + 1)) $((TERN_PORT + 2)) $((TERN_PORT + 3)) "$SINK_PORT" "$DEAD_PORT"; do
-  free_port "$p" || die "port $p is in use"
-done
+. "$REPO/Benchmarks/common.sh"
+require_free_ports "$TERN_PORT" $((TERN_PORT + 1)) $((TERN_PORT + 2)) $((TERN_PORT + 3)) "$SINK_PORT" "$DEAD_PORT"
 
 # ---------------------------------------------------------------- the binary
 if [ -n "${TERN_BIN:-}" ]; then
   BIN=$TERN_BIN
+  [ -x "$BIN" ] || die "no tern binary at $BIN"
 else
-  SCRATCH=()
-  [ -n "${TERN_SCRATCH_PATH:-}" ] && SCRATCH=(--scratch-path "$TERN_SCRATCH_PATH")
-  if [ "${SKIP_BUILD:-0}" != 1 ]; then
-    log "swift build -c release --product tern ${SCRATCH[*]}"
-    swift build -c release --product tern "${SCRATCH[@]}" >&2
-  fi
-  BIN="$(swift build -c release --show-bin-path "${SCRATCH[@]}")/tern"
+  release_tern_binary
 fi
-[ -x "$BIN" ] || die "no tern binary at $BIN"
 
 WORK=$(mktemp -d /tmp/tern-backlog.XXXXXX)
 TERN_PID=""

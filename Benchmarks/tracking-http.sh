@@ -59,10 +59,10 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 [ "${PERF:-0}" = 1 ] && { command -v perf >/dev/null 2>&1 || die "PERF=1 needs perf"; }
 
-free_port() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+. "$REPO/Benchmarks/common.sh"
 ports=("$TERN_PORT" $((TERN_PORT + 1)) $((TERN_PORT + 2)) "$HTTP_PORT")
 [ "${SKIP_NGINX:-0}" = 1 ] || ports+=("$NGINX_PORT")
-for p in "${ports[@]}"; do free_port "$p" || die "port $p is in use"; done
+require_free_ports "${ports[@]}"
 wait_port() { # port pid what
   for _ in $(seq 1 300); do
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
@@ -73,14 +73,7 @@ wait_port() { # port pid what
 }
 
 # ---------------------------------------------------------------- build
-SCRATCH=()
-[ -n "${TERN_SCRATCH_PATH:-}" ] && SCRATCH=(--scratch-path "$TERN_SCRATCH_PATH")
-if [ "${SKIP_BUILD:-0}" != 1 ]; then
-  log "swift build -c release --product tern ${SCRATCH[*]}"
-  swift build -c release --product tern "${SCRATCH[@]}" >&2
-fi
-BIN="$(swift build -c release --show-bin-path "${SCRATCH[@]}")/tern"
-[ -x "$BIN" ] || die "no release binary at $BIN"
+release_tern_binary
 
 WORK=$(mktemp -d /tmp/tern-tracking-bench.XXXXXX)
 chmod 755 "$WORK" # nginx workers may run as an unprivileged user
