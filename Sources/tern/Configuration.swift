@@ -1,4 +1,5 @@
 import Foundation
+import TernEngine
 import Yams
 
 /// Everything `tern` reads from `tern.yaml` and `TERN_…` environment variables, read
@@ -27,7 +28,7 @@ struct TernConfiguration: Sendable {
         /// Earlier signing secrets (base64) whose tokens still verify after a rotation.
         var previousSecrets: [String] = []
         /// The body placeholder replaced by the unsubscribe URL.
-        var placeholder = "{{unsubscribe_url}}"
+        var placeholder = MessageTracker.defaultPlaceholder
     }
 
     /// Outbound delivery; `nil` values mean the engine's named defaults.

@@ -103,15 +103,12 @@ struct Serve: AsyncParsableCommand {
 /// The tracking parts shared by intake (which writes the tokens and links) and the HTTP
 /// endpoints (which verify and record them).
 struct TrackingWiring {
-    let keys: TrackingKeys
-    let links: LinkTable
     let routes: TrackingRoutes
     let tracker: MessageTracker
 
     init(configuration: TernConfiguration, secret: [UInt8], store: any Store) throws {
-        keys = try configuration.trackingKeys(currentSecret: secret)
+        let keys = try configuration.trackingKeys(currentSecret: secret)
         let links = LinkTable(store: store)
-        self.links = links
         let defaults = try configuration.trackingDefaults()
         tracker = MessageTracker(
             configuration: MessageTracker.Configuration(

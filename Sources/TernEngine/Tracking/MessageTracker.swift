@@ -34,7 +34,7 @@ public struct MessageTracker: Sendable {
     /// The header a sender uses to choose tracking for one message: `opens,clicks,unsubscribe`,
     /// `all` or `none`. Tern removes it before delivery.
     public static let controlHeader = "X-Tern-Track"
-    public static let defaultPlaceholder = "{{unsubscribe_url}}"
+    public static let defaultPlaceholder = TrackingOptions.defaultUnsubscribePlaceholder
 
     private let configuration: Configuration
     private let keys: TrackingKeys

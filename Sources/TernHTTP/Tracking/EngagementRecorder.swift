@@ -49,9 +49,6 @@ public final class EngagementRecorder: Service, Sendable {
         }
     }
 
-    /// Events waiting for the next batch.
-    public var pendingCount: Int { pending.withLock { $0.count } }
-
     public func run() async throws {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             try? await Task.sleep(for: configuration.flushInterval)
