@@ -101,9 +101,18 @@ public protocol SMTPServerBackend: Sendable {
     /// any thread). The server uses this form; a backend that can commit without starting a
     /// task per message overrides it. The default runs `commit(_:)` in a task.
     func commit(_ message: SMTPReceivedMessage, completion: @escaping @Sendable (Result<String, any Error>) -> Void)
+
+    /// Whether mail for `recipient` is taken: nil takes it, a reply (e.g. `550 5.7.1`)
+    /// refuses it. Asked only when the server's configuration checks recipients (an MX);
+    /// runs on the event loop and must return at once. The default takes every recipient.
+    func checkRecipient(_ recipient: SMTPMailbox, reversePath: SMTPReversePath, clientAddress: SocketAddress?) -> SMTPReply?
 }
 
 extension SMTPServerBackend {
+    public func checkRecipient(_ recipient: SMTPMailbox, reversePath: SMTPReversePath, clientAddress: SocketAddress?) -> SMTPReply? {
+        nil
+    }
+
     public func cachedIdentity(forClientAddress address: SocketAddress?) -> SMTPIdentityLookup {
         .needsLookup
     }

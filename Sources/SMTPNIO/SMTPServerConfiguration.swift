@@ -15,6 +15,8 @@ public struct SMTPServerConfiguration: Sendable {
     public var requireIdentity: Bool
     /// Offer AUTH PLAIN and LOGIN (when TLS is active, or insecure AUTH is allowed).
     public var offerAuth: Bool
+    /// Put each RCPT to the backend's `checkRecipient`: an MX that takes mail only for its domains.
+    public var checkRecipients: Bool
 
     public init(
         hostname: String,
@@ -22,8 +24,10 @@ public struct SMTPServerConfiguration: Sendable {
         tlsContext: NIOSSLContext? = nil,
         allowInsecureAuth: Bool = false,
         requireIdentity: Bool = true,
-        offerAuth: Bool = true
+        offerAuth: Bool = true,
+        checkRecipients: Bool = false
     ) {
+        self.checkRecipients = checkRecipients
         self.hostname = hostname
         self.limits = limits
         self.tlsContext = tlsContext

@@ -89,7 +89,8 @@ final class SMTPServerSessionHandler: ChannelDuplexHandler, RemovableChannelHand
             offerAuth: configuration.offerAuth,
             allowInsecureAuth: configuration.allowInsecureAuth,
             clientIsLoopback: clientAddress?.isLoopback ?? false,
-            requireIdentity: configuration.requireIdentity
+            requireIdentity: configuration.requireIdentity,
+            checkRecipients: configuration.checkRecipients
         ))
         logger.debug("SMTP session started")
         scheduleTimeout(context: context)
@@ -221,6 +222,9 @@ final class SMTPServerSessionHandler: ChannelDuplexHandler, RemovableChannelHand
             verify(credentials, context: context)
         case .commitMessage(let message):
             commit(message, context: context)
+        case .checkRecipient(let forwardPath, let reversePath):
+            let refusal = backend.checkRecipient(forwardPath, reversePath: reversePath, clientAddress: clientAddress)
+            if let action = machine?.recipientChecked(forwardPath, refusal: refusal) { perform(action, context: context) }
         }
     }
 

@@ -50,6 +50,24 @@ public struct RecipientID: RawRepresentable, Hashable, Sendable, Comparable, Cus
     public static func < (lhs: RecipientID, rhs: RecipientID) -> Bool { lhs.rawValue < rhs.rawValue }
 }
 
+/// A message that arrived at Tern's MX (a bounce, a complaint, inbound mail).
+public struct InboundMessageID: RawRepresentable, Hashable, Sendable, Comparable, CustomStringConvertible {
+    public var rawValue: Int64
+    public init(rawValue: Int64) { self.rawValue = rawValue }
+
+    /// A new time-ordered id (see `TimeOrderedID`).
+    public static func next() -> InboundMessageID { InboundMessageID(rawValue: TimeOrderedID.next()) }
+
+    public var description: String { hex16(rawValue) }
+
+    public init?(_ text: String) {
+        guard let value = parseHex16(text) else { return nil }
+        self.rawValue = value
+    }
+
+    public static func < (lhs: InboundMessageID, rhs: InboundMessageID) -> Bool { lhs.rawValue < rhs.rawValue }
+}
+
 private func hex16(_ value: Int64) -> String {
     let digits = String(UInt64(bitPattern: value), radix: 16)
     return String(repeating: "0", count: max(0, 16 - digits.count)) + digits

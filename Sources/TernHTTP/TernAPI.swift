@@ -53,44 +53,30 @@ struct HealthResponse: ResponseEncodable {
 public struct StatsResponse: ResponseEncodable, Equatable, Decodable {
     public var from: String?
     public var to: String?
-    public var outbound: Int
-    public var sent: Int
-    public var failed: Int
-    public var deferred: Int
-    public var complaints: Int
-    public var opens: Int
-    public var clicks: Int
-    public var unsubscribes: Int
-    public var inbound: Int
-    public var uniqueOpens: Int
-    public var uniqueClicks: Int
-    public var humanOpens: Int
-    public var humanClicks: Int
+    public var counters: Counters
 
     public init(counters: Counters, range: TimeRange) {
         from = range.from.map { ISO8601.format($0) }
         to = range.to.map { ISO8601.format($0) }
-        outbound = counters.outbound
-        sent = counters.sent
-        failed = counters.failed
-        deferred = counters.deferred
-        complaints = counters.complaints
-        opens = counters.opens
-        clicks = counters.clicks
-        unsubscribes = counters.unsubscribes
-        inbound = counters.inbound
-        uniqueOpens = counters.uniqueOpens
-        uniqueClicks = counters.uniqueClicks
-        humanOpens = counters.humanOpens
-        humanClicks = counters.humanClicks
+        self.counters = counters
     }
 
     enum CodingKeys: String, CodingKey {
-        case from, to, outbound, sent, failed, deferred, complaints, opens, clicks, unsubscribes, inbound
-        case uniqueOpens = "unique_opens"
-        case uniqueClicks = "unique_clicks"
-        case humanOpens = "human_opens"
-        case humanClicks = "human_clicks"
+        case from, to
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        from = try container.decodeIfPresent(String.self, forKey: .from)
+        to = try container.decodeIfPresent(String.self, forKey: .to)
+        counters = try Counters(from: decoder)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encodeIfPresent(from, forKey: .from)
+        try container.encodeIfPresent(to, forKey: .to)
+        try counters.encode(to: encoder)
     }
 }
 

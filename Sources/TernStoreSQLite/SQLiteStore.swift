@@ -64,7 +64,7 @@ public final class SQLiteStore: Store {
     }
 
     /// A full disk is `insufficientStorage` (the SMTP server answers 452); anything else as is.
-    private static func storeError(_ error: any Error, path: String) -> any Error {
+    static func storeError(_ error: any Error, path: String) -> any Error {
         guard let error = error as? DatabaseError, error.resultCode == .SQLITE_FULL else { return error }
         return StoreError(.insufficientStorage, "cannot write to \(path): \(error.message ?? "\(error.resultCode)")")
     }
@@ -125,6 +125,12 @@ public final class SQLiteStore: Store {
                 if let type = EventType(rawValue: row["type"]) { counts[type] = row["n"] }
             }
             var counters = Counters(eventCounts: counts)
+            if counts[.failed, default: 0] > 0 {
+                let failedClause = (conditions + ["type = 'failed'", "json_extract(details, '$.async') = 'true'"])
+                    .joined(separator: " AND ")
+                counters.failedAsync = try Int.fetchOne(
+                    db, sql: "SELECT COUNT(*) FROM events WHERE \(failedClause)", arguments: arguments) ?? 0
+            }
             guard counts[.open, default: 0] + counts[.click, default: 0] > 0 else { return counters }
             let engagementClause = (conditions + ["type IN ('open', 'click')"]).joined(separator: " AND ")
             if let row = try Row.fetchOne(
@@ -361,6 +367,37 @@ extension SQLiteStore {
                     DROP TABLE suppressions;
                     ALTER TABLE suppressions_v5 RENAME TO suppressions;
                     CREATE UNIQUE INDEX events_unsubscribe_once ON events(recipient_id) WHERE type = 'unsubscribe';
+                    """)
+        }
+        // The MX: what arrived (kept before the 250, reports until read, inbound mail until
+        // posted), and the lookup of a sent message by its Message-ID for reports that lost
+        // their VERP address.
+        migrator.registerMigration("v6: inbound messages, Message-ID lookup") { db in
+            try db.execute(
+                sql: """
+                    CREATE INDEX messages_message_id_header ON messages(message_id_header);
+                    CREATE TABLE inbound_messages (
+                        id INTEGER PRIMARY KEY,
+                        received_at INTEGER NOT NULL,
+                        client_ip TEXT,
+                        helo TEXT NOT NULL,
+                        mail_from TEXT NOT NULL,
+                        recipients TEXT NOT NULL,
+                        purpose TEXT NOT NULL CHECK (purpose IN ('report', 'inbound')),
+                        size INTEGER NOT NULL,
+                        content BLOB NOT NULL,
+                        kind TEXT,
+                        webhook_url TEXT,
+                        webhook_state TEXT NOT NULL DEFAULT 'none'
+                            CHECK (webhook_state IN ('none', 'pending', 'delivered', 'gave_up')),
+                        webhook_attempts INTEGER NOT NULL DEFAULT 0,
+                        webhook_next_at INTEGER,
+                        webhook_last_at INTEGER,
+                        webhook_last_status INTEGER,
+                        webhook_last_error TEXT
+                    );
+                    CREATE INDEX inbound_reports_unread ON inbound_messages(id) WHERE kind IS NULL;
+                    CREATE INDEX inbound_webhooks_due ON inbound_messages(webhook_next_at) WHERE webhook_state = 'pending';
                     """)
         }
         return migrator

@@ -39,6 +39,8 @@ struct SessionDriver {
     var verified: [SMTPCredentials] = []
     var closed = false
     var commitOutcome: CommitOutcome
+    /// `reverse path -> forward path` of each RCPT put to the backend.
+    var checkedRecipients: [String] = []
 
     init(configuration: SMTPServerStateMachine.Configuration, boundIdentity: Bool = false, commitOutcome: CommitOutcome = .queued("Q1")) {
         self.machine = SMTPServerStateMachine(configuration: configuration)
@@ -77,6 +79,11 @@ struct SessionDriver {
             case .refused(let reply): perform(machine.messageRefused(reply))
             case .failed: perform(machine.messageCommitFailed())
             }
+        case .checkRecipient(let forwardPath, let reversePath):
+            checkedRecipients.append("\(reversePath) -> \(forwardPath)")
+            let refused = forwardPath.domain?.lowercased() != "ours.example"
+            perform(machine.recipientChecked(
+                forwardPath, refusal: refused ? SMTPReply(code: 550, EnhancedStatusCode(class: 5, subject: 7, detail: 1), "Relaying denied") : nil))
         }
     }
 
@@ -327,6 +334,26 @@ struct SMTPServerStateMachineTests {
         #expect(message?.parameters.body == .eightBitMIME)
         #expect(message.map { String(buffer: $0.content) } == "Subject: x\r\n\r\n.dot\r\nend\r\n")
         #expect(driver.verified.first?.description.contains("secret") == false)
+    }
+
+    /// An MX puts each RCPT to the backend: refused ones get its reply and count as errors,
+    /// taken ones are in the transaction; a pipelined batch keeps its order.
+    @Test
+    func checkedRecipientsAreTakenOrRefusedByTheBackend() {
+        var configuration = SessionKind.mx.configuration(limits: SMTPServerLimits(maxErrors: 3))
+        configuration.checkRecipients = true
+        var driver = SessionDriver(configuration: configuration)
+        driver.run(.send(
+            "EHLO c\r\nMAIL FROM:<>\r\nRCPT TO:<b-x@ours.example>\r\nRCPT TO:<a@elsewhere.example>\r\n"
+                + "RCPT TO:<c@OURS.example>\r\nDATA\r\nx\r\n.\r\n"))
+        #expect(driver.transcript == ["220", "250", "250 2.1.0", "250 2.1.5", "550 5.7.1", "250 2.1.5", "354", "250 2.0.0"])
+        #expect(driver.checkedRecipients == [" -> b-x@ours.example", " -> a@elsewhere.example", " -> c@OURS.example"])
+        #expect(driver.committed.first?.recipients.map(\.description) == ["b-x@ours.example", "c@OURS.example"])
+
+        // Refusals are errors: the third closes the session.
+        var closing = SessionDriver(configuration: configuration)
+        closing.run(.send("EHLO c\r\nMAIL FROM:<s@x.example>\r\n" + String(repeating: "RCPT TO:<a@elsewhere.example>\r\n", count: 4)))
+        #expect(closing.transcript == ["220", "250", "250 2.1.0", "550 5.7.1", "550 5.7.1", "550 5.7.1", "421 4.7.0", "<close>"])
     }
 
     @Test

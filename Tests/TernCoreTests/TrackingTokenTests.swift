@@ -250,6 +250,59 @@ private let roundTripCases: [TrackingToken] = {
         }
     }
 
+    @Test(arguments: roundTripCases)
+    func addressTokenRoundTripsInEitherCase(original: TrackingToken) throws {
+        let text = keys.addressToken(original)
+        #expect(keys.verifyAddressToken(text) == original)
+        #expect(keys.verifyAddressToken(text.uppercased()) == original)
+        #expect(text.utf8.count <= TrackingKeys.maximumAddressTokenLength)
+        #expect(text.allSatisfy { "abcdefghijklmnopqrstuvwxyz234567".contains($0) }, "not a base32 local part: \(text)")
+        // The two spellings carry the same bytes, so neither verifies as the other.
+        #expect(keys.verify(text) == nil)
+    }
+
+    /// Intake's ids keep a VERP address (`b-` and the token) and the unsubscribe address
+    /// (`unsubscribe+` and the token) inside the 64 octets of a local part.
+    @Test func addressTokensOfRealisticIDsFitALocalPart() {
+        for recipient in realistic.recipients {
+            for kind in TrackingTokenKind.allCases {
+                let text = keys.addressToken(token(kind, realistic.message, recipient, link: 7))
+                #expect(("unsubscribe+" + text).utf8.count <= 64, "\(text)")
+            }
+        }
+    }
+
+    @Test func alteredAddressTokensFail() {
+        let text = keys.addressToken(token(.bounce, realistic.message, realistic.recipients[0]))
+        var bytes = Array(text.utf8)
+        for index in bytes.indices {
+            let original = bytes[index]
+            bytes[index] = original == UInt8(ascii: "a") ? UInt8(ascii: "b") : UInt8(ascii: "a")
+            #expect(keys.verifyAddressToken(String(decoding: bytes, as: UTF8.self)) == nil)
+            bytes[index] = original
+        }
+        #expect(keys.verifyAddressToken(text + "a") == nil)
+        #expect(keys.verifyAddressToken(String(text.dropLast())) == nil)
+        #expect(keys.verifyAddressToken(text + "=") == nil)
+    }
+
+    /// RFC 4648 §10, in lower case.
+    @Test(arguments: [
+        ("", ""), ("f", "my"), ("fo", "mzxq"), ("foo", "mzxw6"), ("foob", "mzxw6yq"), ("fooba", "mzxw6ytb"),
+        ("foobar", "mzxw6ytboi"),
+    ])
+    func base32(plain: String, text: String) {
+        #expect(Base32.encode(Array(plain.utf8)) == text)
+        #expect(Base32.decode(text.utf8, maximumLength: 64) == Array(plain.utf8))
+        #expect(Base32.decode(text.uppercased().utf8, maximumLength: 64) == Array(plain.utf8))
+    }
+
+    /// One spelling per byte string: stray low bits and impossible lengths are refused.
+    @Test(arguments: ["mz", "m", "mzx", "mzxw6y", "mzxw6yr", "my==", "my1", "m y", "mzxw6ytboimzxw6ytboi"])
+    func base32IsStrict(text: String) {
+        #expect(Base32.decode(text.utf8, maximumLength: 16) == nil)
+    }
+
     @Test(arguments: [0, 1, -1, 63, -64, 64, .max, .min] as [Int64])
     func zigzag(value: Int64) {
         #expect(Varint.unzigzag(Varint.zigzag(value)) == value)

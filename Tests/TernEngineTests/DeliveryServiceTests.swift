@@ -64,7 +64,7 @@ final class ScriptedTransport: DeliveryTransport {
             }
             group.cancelAll()
         }
-        #expect(try await store.counters(in: .allTime) == Counters(outbound: 4, sent: 2, failed: 1, deferred: 1))
+        #expect(try await store.counters(in: .allTime) == Counters(outbound: 4, sent: 2, failed: 1, suppressed: 1, deferred: 1))
         let states = try #require(try await store.message(message.id)).recipients.map(\.state)
         #expect(states == [.sent, .failed, .sent, .suppressed])
         let attempts = transport.attempts.withLock { $0 }

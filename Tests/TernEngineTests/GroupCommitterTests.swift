@@ -61,6 +61,19 @@ final class RecordingStore: Store {
     func recordEngagement(_ events: [EngagementEvent]) async throws { try await inner.recordEngagement(events) }
     func recipientSummary(_ id: RecipientID) async throws -> RecipientSummary? { try await inner.recipientSummary(id) }
     func timeline(of message: MessageID) async throws -> [TimelineEvent] { try await inner.timeline(of: message) }
+    func commitInbound(_ messages: [InboundMessage]) async throws { try await inner.commitInbound(messages) }
+    func pendingReports(limit: Int) async throws -> [InboundMessage] { try await inner.pendingReports(limit: limit) }
+    func completeReport(_ id: InboundMessageID, outcome: ReportOutcome) async throws {
+        try await inner.completeReport(id, outcome: outcome)
+    }
+    func dueWebhooks(now: Date, limit: Int) async throws -> [InboundMessage] { try await inner.dueWebhooks(now: now, limit: limit) }
+    func recordWebhookAttempt(_ id: InboundMessageID, _ attempt: WebhookAttempt) async throws {
+        try await inner.recordWebhookAttempt(id, attempt)
+    }
+    func inboundMessages(limit: Int) async throws -> [InboundSummary] { try await inner.inboundMessages(limit: limit) }
+    func recipients(messageIDHeader: String, limit: Int) async throws -> [RecipientSummary] {
+        try await inner.recipients(messageIDHeader: messageIDHeader, limit: limit)
+    }
 }
 
 func temporaryStorePath() throws -> (folder: String, path: String) {

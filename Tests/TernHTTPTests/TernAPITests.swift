@@ -54,10 +54,11 @@ import TernStoreSQLite
             try await client.execute(uri: "/api/v1/stats", method: .get, headers: [.authorization: "Bearer \(fixture.apiKey)"]) { response in
                 #expect(response.status == .ok)
                 let stats = try JSONDecoder().decode(StatsResponse.self, from: Data(buffer: response.body))
-                #expect(stats.outbound == 3)
-                #expect(stats.sent == 0 && stats.failed == 0 && stats.complaints == 0 && stats.opens == 0)
-                #expect(stats.clicks == 0 && stats.unsubscribes == 0 && stats.inbound == 0)
+                #expect(stats.counters == Counters(outbound: 3))
                 #expect(stats.from == nil && stats.to == nil)
+                // Every counter is at the top level, under its snake_case name.
+                let object = try JSONSerialization.jsonObject(with: Data(buffer: response.body)) as? [String: Any]
+                #expect(Set(object?.keys.map { $0 } ?? []) == Set(Counters.names))
             }
         }
     }
@@ -77,7 +78,7 @@ import TernStoreSQLite
             try await client.execute(uri: "/api/v1/stats?\(query)", method: .get, headers: [.authorization: "Bearer \(fixture.apiKey)"]) { response in
                 #expect(response.status == .ok)
                 let stats = try JSONDecoder().decode(StatsResponse.self, from: Data(buffer: response.body))
-                #expect(stats.outbound == outbound)
+                #expect(stats.counters.outbound == outbound)
             }
         }
     }

@@ -59,7 +59,7 @@ import TernStoreSQLite
             ])
             // A second outcome for a final recipient is ignored.
             try await store.record([RecipientOutcome(recipientID: ids[0], messageID: message.id, kind: .failed, at: t0)])
-            #expect(try await store.counters(in: .allTime) == Counters(outbound: 4, sent: 1, failed: 1, deferred: 1))
+            #expect(try await store.counters(in: .allTime) == Counters(outbound: 4, sent: 1, failed: 1, suppressed: 1, deferred: 1))
             let states = try #require(try await store.message(message.id)).recipients.map(\.state)
             #expect(states == [.sent, .failed, .queued, .suppressed])
             // The deferred one is due again only at its next attempt time.

@@ -59,6 +59,9 @@ public struct SMTPServerStateMachine {
         public var clientIsLoopback: Bool
         /// MAIL needs an identity (AUTH or bound to the client's address): submission.
         public var requireIdentity: Bool
+        /// Each RCPT is put to the backend (`checkRecipient`) before it is accepted: an MX,
+        /// which takes mail only for its own domains.
+        public var checkRecipients: Bool
 
         public init(
             hostname: String,
@@ -68,8 +71,10 @@ public struct SMTPServerStateMachine {
             offerAuth: Bool = true,
             allowInsecureAuth: Bool = false,
             clientIsLoopback: Bool = false,
-            requireIdentity: Bool = true
+            requireIdentity: Bool = true,
+            checkRecipients: Bool = false
         ) {
+            self.checkRecipients = checkRecipients
             self.hostname = hostname
             self.limits = limits
             self.startTLSAvailable = startTLSAvailable
@@ -94,6 +99,9 @@ public struct SMTPServerStateMachine {
         case verifyCredentials(SMTPCredentials)
         /// Ask the backend; then call `messageCommitted`, `messageRefused` or `messageCommitFailed`.
         case commitMessage(SMTPIncomingMessage)
+        /// Ask the backend at once (without waiting) whether it takes mail for this
+        /// recipient, then call `recipientChecked(_:refusal:)` before the next event.
+        case checkRecipient(SMTPMailbox, reversePath: SMTPReversePath)
     }
 
     enum AuthExchange: Hashable {
@@ -417,6 +425,19 @@ public struct SMTPServerStateMachine {
             // Not counted as an error: clients must retry the rest in a new transaction (RFC 5321 §4.5.3.1.10).
             return finish(.tooManyRecipients)
         }
+        if configuration.checkRecipients {
+            return .checkRecipient(forwardPath, reversePath: transaction.reversePath)
+        }
+        session.transaction?.recipients.append(forwardPath)
+        return finish(.recipientOk)
+    }
+
+    /// The backend's answer to `checkRecipient`: nil takes the recipient, a reply refuses it.
+    public mutating func recipientChecked(_ forwardPath: SMTPMailbox, refusal: SMTPReply?) -> Action {
+        guard case .awaitingCommand = state, session.transaction != nil else {
+            preconditionFailure("recipientChecked without a RCPT being checked: \(state)")
+        }
+        if let refusal { return error(refusal) }
         session.transaction?.recipients.append(forwardPath)
         return finish(.recipientOk)
     }

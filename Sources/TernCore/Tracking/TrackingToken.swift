@@ -52,8 +52,8 @@ public struct TrackingToken: Hashable, Sendable {
 /// `maximumTokenLength` characters, and the MAC is compared in constant time. Nothing is
 /// returned from a token whose MAC does not match.
 ///
-/// Base64url is case-sensitive. A bounce token in a VERP local part relies on the
-/// receiving MTA returning the return path unchanged (RFC 5321 §2.4 asks it to).
+/// Base64url is case-sensitive, so tokens that go into an address's local part (VERP
+/// return paths, the unsubscribe `mailto:`) use `addressToken`, the same bytes in base32.
 public struct TrackingKeys: Sendable {
     /// At most this many secrets verify at once.
     public static let maximumSecretCount = 8
@@ -142,6 +142,35 @@ public struct TrackingKeys: Sendable {
     /// The URL-safe text of a token, signed with the newest secret.
     /// - Precondition: a click's `linkIndex` is not negative.
     public func token(_ token: TrackingToken) -> String {
+        Base64URL.encode(signedBytes(token))
+    }
+
+    /// The token in lower-case base32 (RFC 4648 §6, without padding), for the local part of
+    /// an address (a VERP return path, the unsubscribe `mailto:`): mail systems may change
+    /// the case of a local part, so its spelling must not depend on case. 39 to 44 characters.
+    public func addressToken(_ token: TrackingToken) -> String {
+        Base32.encode(signedBytes(token))
+    }
+
+    /// The token `text` stands for, or nil unless it is exactly a token signed by one of
+    /// the secrets.
+    public func verify(_ text: some StringProtocol) -> TrackingToken? {
+        guard let bytes = Base64URL.decode(text.utf8, maximumLength: Self.maximumTokenLength) else { return nil }
+        return verify(bytes: bytes)
+    }
+
+    /// The token an address token stands for, in either case; nil unless it is exactly a
+    /// token signed by one of the secrets.
+    public func verifyAddressToken(_ text: some StringProtocol) -> TrackingToken? {
+        guard let bytes = Base32.decode(text.utf8, maximumLength: Self.maximumAddressTokenLength) else { return nil }
+        return verify(bytes: bytes)
+    }
+
+    /// At most this many characters in an address token. Time-ordered ids give 39 to 44
+    /// (a local part holds 64); ids far apart, as tests make them, up to 71.
+    public static let maximumAddressTokenLength = 72
+
+    private func signedBytes(_ token: TrackingToken) -> [UInt8] {
         let signer = signers[0]
         var bytes = [UInt8]()
         bytes.reserveCapacity(44)
@@ -154,14 +183,11 @@ public struct TrackingKeys: Sendable {
             Varint.append(UInt64(token.linkIndex), to: &bytes)
         }
         bytes += signer.mac(kind: token.kind, over: bytes[...])
-        return Base64URL.encode(bytes)
+        return bytes
     }
 
-    /// The token `text` stands for, or nil unless it is exactly a token signed by one of
-    /// the secrets.
-    public func verify(_ text: some StringProtocol) -> TrackingToken? {
-        guard let bytes = Base64URL.decode(text.utf8, maximumLength: Self.maximumTokenLength),
-            bytes.count >= 2 + 2 + Self.macByteCount,
+    private func verify(bytes: [UInt8]) -> TrackingToken? {
+        guard bytes.count >= 2 + 2 + Self.macByteCount,
             bytes[0] >> 4 == Self.version,
             let kind = TrackingTokenKind(rawValue: bytes[0] & 0x0f)
         else { return nil }
@@ -327,6 +353,65 @@ enum Base64URL {
         default:
             return nil
         }
+        return out
+    }
+}
+
+/// Base32 with the RFC 4648 §6 alphabet in lower case, without padding. Decoding takes
+/// either case; as with `Base64URL`, each byte string has exactly one spelling otherwise.
+enum Base32 {
+    static let alphabet = Array("abcdefghijklmnopqrstuvwxyz234567".utf8)
+
+    static func encode(_ bytes: [UInt8]) -> String {
+        var out = [UInt8]()
+        out.reserveCapacity((bytes.count * 8 + 4) / 5)
+        var buffer: UInt32 = 0
+        var bits = 0
+        for byte in bytes {
+            buffer = buffer << 8 | UInt32(byte)
+            bits += 8
+            while bits >= 5 {
+                bits -= 5
+                out.append(alphabet[Int(buffer >> UInt32(bits) & 0x1f)])
+            }
+            buffer &= (1 << UInt32(bits)) - 1
+        }
+        if bits > 0 { out.append(alphabet[Int(buffer << UInt32(5 - bits) & 0x1f)]) }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func value(of character: UInt8) -> UInt32? {
+        switch character {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"): UInt32(character - UInt8(ascii: "a"))
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"): UInt32(character - UInt8(ascii: "A"))
+        case UInt8(ascii: "2")...UInt8(ascii: "7"): UInt32(character - UInt8(ascii: "2")) + 26
+        default: nil
+        }
+    }
+
+    /// The bytes of `text`, or nil if it is longer than `maximumLength`, has a character
+    /// outside the alphabet, a length no byte string encodes to, or non-zero bits after
+    /// the last byte.
+    static func decode(_ text: some Sequence<UInt8>, maximumLength: Int) -> [UInt8]? {
+        var out = [UInt8]()
+        out.reserveCapacity(maximumLength * 5 / 8)
+        var buffer: UInt32 = 0
+        var bits = 0
+        var count = 0
+        for character in text {
+            guard count < maximumLength, let value = value(of: character) else { return nil }
+            count += 1
+            buffer = buffer << 5 | value
+            bits += 5
+            if bits >= 8 {
+                bits -= 8
+                out.append(UInt8(truncatingIfNeeded: buffer >> UInt32(bits)))
+                buffer &= (1 << UInt32(bits)) - 1
+            }
+        }
+        // Valid lengths leave 0, 2, 4, 1 or 3 bits over (for 0 to 4 bytes past a 5-byte
+        // group), all of them zero; 5 or more bits over would be a character too many.
+        guard bits < 5, buffer == 0 else { return nil }
         return out
     }
 }

@@ -15,18 +15,25 @@ public struct DeliveryService: Service {
         public var lease: Duration
         /// How often to look for new mail when nothing else wakes the loop.
         public var pollInterval: Duration
+        /// Each recipient's copy goes with an envelope sender of its own, so that a bounce
+        /// names the recipient (nil: the client's envelope sender is kept). Each job then
+        /// carries one recipient.
+        public var returnPath: VERPReturnPath?
 
         public static let defaultLease: Duration = .seconds(300)
         public static let defaultPollInterval: Duration = .milliseconds(200)
 
         public init(
             scheduler: DeliverySchedulerConfiguration = DeliverySchedulerConfiguration(), node: String,
-            lease: Duration = Configuration.defaultLease, pollInterval: Duration = Configuration.defaultPollInterval
+            lease: Duration = Configuration.defaultLease, pollInterval: Duration = Configuration.defaultPollInterval,
+            returnPath: VERPReturnPath? = nil
         ) {
             self.scheduler = scheduler
             self.node = node
             self.lease = lease
             self.pollInterval = pollInterval
+            self.returnPath = returnPath
+            if returnPath != nil { self.scheduler.recipientsPerJob = 1 }
         }
     }
 
@@ -262,8 +269,12 @@ public struct DeliveryService: Service {
         func request(for job: DeliveryJob) -> DeliveryRequest? {
             let recipients = job.recipients.compactMap { held[$0] }
             guard let first = recipients.first else { return nil }
+            var mailFrom = first.mailFrom
+            if let returnPath = configuration.returnPath, recipients.count == 1 {
+                mailFrom = returnPath.envelopeSender(for: first)
+            }
             return DeliveryRequest(
-                messageID: job.messageID, mailFrom: first.mailFrom, destination: first.domain, recipients: recipients,
+                messageID: job.messageID, mailFrom: mailFrom, destination: first.domain, recipients: recipients,
                 content: .stored(job.messageID, size: first.size, in: store), eightBitMIME: first.eightBitMIME,
                 smtpUTF8: first.smtpUTF8)
         }

@@ -19,11 +19,14 @@ public struct MessageTracker: Sendable {
         public var publicURL: String
         /// The body placeholder replaced by the unsubscribe URL.
         public var placeholder: String
+        /// Where the unsubscribe `mailto:` address of each sending domain is.
+        public var returnPaths: ReturnPaths
 
         public init(
             defaultFeatures: TrackingFeatures = [], perCredential: [String: TrackingFeatures] = [:], publicURL: String,
-            placeholder: String = MessageTracker.defaultPlaceholder
+            placeholder: String = MessageTracker.defaultPlaceholder, returnPaths: ReturnPaths = ReturnPaths()
         ) {
+            self.returnPaths = returnPaths
             self.defaultFeatures = defaultFeatures
             self.perCredential = perCredential
             self.publicURL = publicURL.hasSuffix("/") ? String(publicURL.dropLast()) : publicURL
@@ -122,7 +125,9 @@ public struct MessageTracker: Sendable {
                 // RFC 2369 §3.2 (both forms, the URL first) and RFC 8058 §3.1 (one click).
                 var value = "<\(url)>"
                 if !message.fromDomain.isEmpty {
-                    value += ", <mailto:unsubscribe+\(token)@\(Self.bounceDomain(of: message.fromDomain))>"
+                    let mailbox = keys.addressToken(TrackingToken(kind: .unsubscribe, messageID: message.id, recipientID: recipient))
+                    let address = configuration.returnPaths.unsubscribeAddress(token: mailbox, sendingDomain: message.fromDomain)
+                    value += ", <mailto:\(address)>"
                 }
                 options.addedHeaderFields = [
                     AddedHeaderField(name: "List-Unsubscribe", value: value),
@@ -140,12 +145,6 @@ public struct MessageTracker: Sendable {
             logger.warning("message \(message.id) is queued untracked: \(error)")
             return nil
         }
-    }
-
-    /// The return-path (bounce) domain of a sending domain, where Tern's MX takes bounces,
-    /// complaints and unsubscribe mail: `bounces.` + the domain.
-    public static func bounceDomain(of sendingDomain: String) -> String {
-        "bounces." + sendingDomain
     }
 
     /// The header section (through the empty line), enough to read the header fields.
