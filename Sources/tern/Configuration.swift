@@ -9,12 +9,60 @@ struct TernConfiguration: Sendable {
     var hostname = "localhost"
     var logLevel = "info"
     var submission = Submission()
-    var mxListen = ["127.0.0.1:2025"]
+    var mx = MX()
     var limits = Limits()
     var http = HTTP()
     var tls = TLS()
     var delivery = Delivery()
     var tracking = Tracking()
+    /// Sending domain → its settings (`return_path_domain`).
+    var domains: [String: Domain] = [:]
+    var bounces = Bounces()
+    var complaints = Complaints()
+    var inbound = Inbound()
+
+    /// The MX listener, where bounces, complaints, unsubscribe mail and inbound mail arrive.
+    struct MX: Sendable {
+        /// Empty: no MX listener.
+        var listen = ["127.0.0.1:2025"]
+        /// The largest message the MX takes (bounces return the original); SMTPCore's default when nil.
+        var maxMessageSize: Int?
+        /// Recipients accepted per client IP and minute (Postfix's `smtpd_client_recipient_rate_limit`).
+        var maxRecipientsPerMinute = 600
+    }
+
+    struct Domain: Sendable {
+        /// Where bounces, complaints and unsubscribe mail for this sending domain come back;
+        /// `bounces.<domain>` when not set.
+        var returnPathDomain: String?
+    }
+
+    struct Bounces: Sendable {
+        /// Each recipient's copy goes with its own envelope sender (`b-TOKEN@<return-path domain>`).
+        var verp = true
+    }
+
+    struct Complaints: Sendable {
+        /// Feedback-loop addresses registered with mailbox providers, besides `fbl@` every
+        /// configured return-path domain.
+        var addresses: [String] = []
+    }
+
+    /// Mail for customers' domains: which addresses, and where it is posted.
+    struct Inbound: Sendable {
+        /// `user@example.com`, `example.com` or `*.example.com` → an http(s) URL, or `store`.
+        var routes: [String: String] = [:]
+        /// The secret that signs webhook posts (base64); the data folder's `webhook.secret` when not set.
+        var webhookSecret: String?
+        /// Seconds between posting attempts; the last one repeats.
+        var retrySchedule: [Int]?
+        /// Seconds after arrival when posting stops.
+        var maxAge: Int?
+        /// Seconds a post may take.
+        var timeout: Int?
+        /// Attachments up to this many bytes are posted with their content (base64).
+        var maxAttachmentSize: Int?
+    }
 
     /// Engagement tracking: what is tracked by default and per credential, and how
     /// machine traffic is told apart.
@@ -109,7 +157,7 @@ extension TernConfiguration {
     static let keys: [String] = [
         "data_dir", "hostname", "log_level",
         "smtp.submission.listen", "smtp.submission.tls_listen", "smtp.submission.allow_insecure_auth",
-        "smtp.mx.listen",
+        "smtp.mx.listen", "smtp.mx.max_message_size", "smtp.mx.max_recipients_per_minute",
         "smtp.limits.max_message_size", "smtp.limits.max_recipients", "smtp.limits.max_command_line",
         "smtp.limits.max_text_line", "smtp.limits.max_errors", "smtp.limits.command_timeout",
         "smtp.limits.data_timeout", "smtp.limits.max_connections", "smtp.limits.max_connections_per_ip",
@@ -123,10 +171,16 @@ extension TernConfiguration {
         "delivery.connection_cache_max_idle",
         "tracking.track", "tracking.credentials", "tracking.rules_file", "tracking.previous_secrets",
         "tracking.placeholder",
+        "domains", "bounces.verp", "complaints.addresses",
+        "inbound.routes", "inbound.webhook_secret", "inbound.retry_schedule", "inbound.max_age", "inbound.timeout",
+        "inbound.max_attachment_size",
     ]
 
     /// Keys whose value is a mapping with free-form keys (domains), not more configuration keys.
-    static let mapKeys: Set<String> = ["delivery.routes", "tracking.credentials"]
+    static let mapKeys: Set<String> = ["delivery.routes", "tracking.credentials", "inbound.routes"]
+
+    /// Keys whose value maps free-form names (domains) to mappings of these settings.
+    static let tableKeys: [String: Set<String>] = ["domains": ["return_path_domain"]]
 
     static func environmentName(of key: String) -> String {
         "TERN_" + key.uppercased().replacingOccurrences(of: ".", with: "_")
@@ -157,7 +211,20 @@ extension TernConfiguration {
         if let value = try source.list("smtp.submission.listen") { submission.listen = value }
         if let value = try source.list("smtp.submission.tls_listen") { submission.tlsListen = value }
         if let value = try source.bool("smtp.submission.allow_insecure_auth") { submission.allowInsecureAuth = value }
-        if let value = try source.list("smtp.mx.listen") { mxListen = value }
+        if let value = try source.list("smtp.mx.listen") { mx.listen = value }
+        mx.maxMessageSize = try source.int("smtp.mx.max_message_size", minimum: 1)
+        if let value = try source.int("smtp.mx.max_recipients_per_minute", minimum: 1) { mx.maxRecipientsPerMinute = value }
+        for (name, settings) in try source.table("domains") ?? [:] {
+            domains[name.lowercased()] = Domain(returnPathDomain: settings["return_path_domain"])
+        }
+        if let value = try source.bool("bounces.verp") { bounces.verp = value }
+        if let value = try source.list("complaints.addresses") { complaints.addresses = value }
+        if let value = try source.map("inbound.routes") { inbound.routes = value }
+        inbound.webhookSecret = try source.string("inbound.webhook_secret")
+        inbound.retrySchedule = try source.seconds("inbound.retry_schedule")
+        inbound.maxAge = try source.int("inbound.max_age", minimum: 1)
+        inbound.timeout = try source.int("inbound.timeout", minimum: 1)
+        inbound.maxAttachmentSize = try source.int("inbound.max_attachment_size", minimum: 0)
         limits.maxMessageSize = try source.int("smtp.limits.max_message_size", minimum: 1)
         limits.maxRecipients = try source.int("smtp.limits.max_recipients", minimum: 1)
         limits.maxCommandLine = try source.int("smtp.limits.max_command_line", minimum: 512)
@@ -175,14 +242,7 @@ extension TernConfiguration {
         if let value = try source.list("delivery.dns_servers") { delivery.dnsServers = value }
         if let value = try source.int("delivery.smtp_port", minimum: 1) { delivery.smtpPort = value }
         if let value = try source.map("delivery.routes") { delivery.routes = value }
-        if let value = try source.list("delivery.retry_schedule") {
-            delivery.retrySchedule = try value.map { text in
-                guard let seconds = Int(text), seconds > 0 else {
-                    throw ConfigurationError(description: "'delivery.retry_schedule' must list whole seconds, got '\(text)'")
-                }
-                return seconds
-            }
-        }
+        delivery.retrySchedule = try source.seconds("delivery.retry_schedule")
         delivery.maxAge = try source.int("delivery.max_age", minimum: 1)
         delivery.initialConcurrency = try source.int("delivery.initial_concurrency", minimum: 1)
         delivery.maxConcurrency = try source.int("delivery.max_concurrency", minimum: 1)
@@ -212,6 +272,8 @@ struct ConfigurationSource {
         case scalar(String)
         case list([String])
         case map([String: String])
+        /// Free-form names, each with a mapping of settings (`domains:`).
+        case table([String: [String: String]])
         case null
     }
 
@@ -239,6 +301,10 @@ struct ConfigurationSource {
     private mutating func flatten(_ mapping: [String: Any], prefix: String, origin: String) throws {
         for (name, value) in mapping {
             let key = prefix.isEmpty ? name : "\(prefix).\(name)"
+            if let settings = TernConfiguration.tableKeys[key] {
+                values[key] = Entry(value: .table(try table(value, key: key, settings: settings, origin: origin)), origin: origin)
+                continue
+            }
             if let nested = value as? [String: Any], !TernConfiguration.mapKeys.contains(key) {
                 try flatten(nested, prefix: key, origin: origin)
                 continue
@@ -259,12 +325,56 @@ struct ConfigurationSource {
         }
     }
 
+    private func table(_ value: Any, key: String, settings: Set<String>, origin: String) throws -> [String: [String: String]] {
+        if value is NSNull { return [:] }
+        guard let names = value as? [String: Any] else {
+            throw ConfigurationError(description: "\(origin): '\(key)' must map names to their settings")
+        }
+        var table: [String: [String: String]] = [:]
+        for (name, entry) in names {
+            if entry is NSNull {
+                table[name] = [:]
+                continue
+            }
+            guard let mapping = entry as? [String: Any] else {
+                throw ConfigurationError(description: "\(origin): '\(key).\(name)' must be a mapping of settings")
+            }
+            for setting in mapping.keys where !settings.contains(setting) {
+                throw ConfigurationError(
+                    description: "\(origin): unknown setting '\(setting)' in '\(key).\(name)' (known: \(settings.sorted().joined(separator: ", ")))")
+            }
+            table[name] = mapping.mapValues { "\($0)" }
+        }
+        return table
+    }
+
     func string(_ key: String) throws -> String? {
         guard let entry = values[key] else { return nil }
         switch entry.value {
         case .scalar(let text): return text
         case .null: return nil
-        case .list, .map: throw ConfigurationError(description: "\(entry.origin): '\(key)' must be a single value")
+        case .list, .map, .table: throw ConfigurationError(description: "\(entry.origin): '\(key)' must be a single value")
+        }
+    }
+
+    func table(_ key: String) throws -> [String: [String: String]]? {
+        guard let entry = values[key] else { return nil }
+        switch entry.value {
+        case .table(let table): return table
+        case .null: return [:]
+        case .scalar, .list, .map:
+            throw ConfigurationError(description: "\(entry.origin): '\(key)' must map names to their settings")
+        }
+    }
+
+    /// A list of whole seconds, each at least 1 (a retry schedule).
+    func seconds(_ key: String) throws -> [Int]? {
+        guard let items = try list(key) else { return nil }
+        return try items.map { text in
+            guard let seconds = Int(text), seconds > 0 else {
+                throw ConfigurationError(description: "'\(key)' must list whole seconds, got '\(text)'")
+            }
+            return seconds
         }
     }
 
@@ -274,7 +384,7 @@ struct ConfigurationSource {
         switch entry.value {
         case .list(let items): return items
         case .null: return []
-        case .map: throw ConfigurationError(description: "\(entry.origin): '\(key)' must be a list, not a mapping")
+        case .map, .table: throw ConfigurationError(description: "\(entry.origin): '\(key)' must be a list, not a mapping")
         case .scalar(let text):
             return text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         }
@@ -286,7 +396,7 @@ struct ConfigurationSource {
         switch entry.value {
         case .map(let map): return map
         case .null: return [:]
-        case .list: throw ConfigurationError(description: "\(entry.origin): '\(key)' must be a mapping, not a list")
+        case .list, .table: throw ConfigurationError(description: "\(entry.origin): '\(key)' must be a mapping, not a list")
         case .scalar(let text):
             var map: [String: String] = [:]
             for pair in text.split(separator: ",") {

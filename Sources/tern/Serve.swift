@@ -30,7 +30,9 @@ struct Serve: AsyncParsableCommand {
         try folder.create()
         let tlsContext = try folder.tlsContext(configuration: configuration)
         let store = try SQLiteStore(path: configuration.databasePath)
-        let tracking = try TrackingWiring(configuration: configuration, secret: try folder.signingSecret(), store: store)
+        let secret = try folder.signingSecret()
+        let keys = try configuration.trackingKeys(currentSecret: secret)
+        let tracking = try TrackingWiring(configuration: configuration, keys: keys, store: store)
 
         let credentials = CredentialDirectory(store: store)
         let committer = GroupCommitter(store: store, logger: Logger(label: "tern.intake"))
@@ -52,9 +54,12 @@ struct Serve: AsyncParsableCommand {
             let transport = SMTPTransport(
                 configuration: try configuration.transportConfiguration(), resolver: resolver, group: eventLoops,
                 logger: Logger(label: "tern.delivery"))
+            var deliveryConfiguration = try configuration.deliveryConfiguration(node: try folder.nodeID())
+            if configuration.bounces.verp {
+                deliveryConfiguration.returnPath = VERPReturnPath(keys: keys, returnPaths: configuration.returnPaths())
+            }
             let delivery = DeliveryService(
-                store: store, transport: transport,
-                configuration: try configuration.deliveryConfiguration(node: try folder.nodeID()),
+                store: store, transport: transport, configuration: deliveryConfiguration,
                 logger: Logger(label: "tern.delivery"))
             // Before delivery, so shut down after it: kept sessions are QUIT once no job can use them.
             if let pool = transport.connectionPool { services.append(.init(service: pool)) }
@@ -81,6 +86,22 @@ struct Serve: AsyncParsableCommand {
             },
             logger: Logger(label: "tern.http"))
 
+        // The MX: reports are read by the report service, inbound mail is posted to its route.
+        let addressBook = try configuration.inboundAddressBook(keys: keys)
+
+        let mxListeners = try configuration.mxListeners()
+        if !mxListeners.isEmpty {
+            let inboundIntake = InboundIntake(
+                addresses: addressBook, store: store, hostname: configuration.hostname,
+                rateLimiter: ClientRateLimiter(ratePerMinute: configuration.mx.maxRecipientsPerMinute),
+                logger: Logger(label: "tern.mx"))
+            services.append(.init(service: SubmissionService(
+                server: SMTPServer(
+                    configuration: try configuration.mxServerConfiguration(tlsContext: tlsContext),
+                    backend: inboundIntake, group: eventLoops, logger: Logger(label: "tern.mx")),
+                listeners: mxListeners, logger: logger)))
+        }
+
         // Shut down in reverse order: SMTP first (sessions in DATA finish and are committed),
         // then HTTP, then delivery (releasing its claims), then the committer drains what is pending.
         services += [.init(service: http), .init(service: smtp)]
@@ -106,14 +127,14 @@ struct TrackingWiring {
     let routes: TrackingRoutes
     let tracker: MessageTracker
 
-    init(configuration: TernConfiguration, secret: [UInt8], store: any Store) throws {
-        let keys = try configuration.trackingKeys(currentSecret: secret)
+    init(configuration: TernConfiguration, keys: TrackingKeys, store: any Store) throws {
         let links = LinkTable(store: store)
         let defaults = try configuration.trackingDefaults()
         tracker = MessageTracker(
             configuration: MessageTracker.Configuration(
                 defaultFeatures: defaults.all, perCredential: defaults.perCredential,
-                publicURL: configuration.http.publicURL, placeholder: configuration.tracking.placeholder),
+                publicURL: configuration.http.publicURL, placeholder: configuration.tracking.placeholder,
+                returnPaths: configuration.returnPaths()),
             keys: keys, logger: Logger(label: "tern.tracking"),
             rememberLinks: { message, targets in links.remember(targets, of: message) })
         routes = TrackingRoutes(
@@ -122,7 +143,7 @@ struct TrackingWiring {
     }
 }
 
-/// The submission listeners as a service: binds, then waits for shutdown and drains sessions.
+/// An SMTP server's listeners (submission, MX) as a service: binds, then waits for shutdown and drains sessions.
 struct SubmissionService: Service {
     let server: SMTPServer
     let listeners: [SMTPListenerAddress]

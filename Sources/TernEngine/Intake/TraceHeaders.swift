@@ -44,13 +44,19 @@ public struct TraceHeaders: Sendable {
         }
     }
 
+    /// The `Received` field (RFC 5321 §4.4), folded, with its CRLF.
+    public func receivedField(_ received: Received) -> String {
+        var field = "Received: from \(Self.sanitize(received.heloName))"
+        if let ip = received.clientIP { field += " ([\(ip)])" }
+        field += "\r\n\tby \(hostname) (Tern) with \(received.protocolName) id \(received.queueID)"
+        if let recipient = received.singleRecipient { field += "\r\n\tfor <\(Self.sanitize(recipient))>" }
+        field += ";\r\n\t\(Self.rfc5322Date(received.date))\r\n"
+        return field
+    }
+
     public func stamp(_ content: some Collection<UInt8>, received: Received) -> Stamped {
         let fields = HeaderScan(content)
-        var prefix = "Received: from \(Self.sanitize(received.heloName))"
-        if let ip = received.clientIP { prefix += " ([\(ip)])" }
-        prefix += "\r\n\tby \(hostname) (Tern) with \(received.protocolName) id \(received.queueID)"
-        if let recipient = received.singleRecipient { prefix += "\r\n\tfor <\(Self.sanitize(recipient))>" }
-        prefix += ";\r\n\t\(Self.rfc5322Date(received.date))\r\n"
+        var prefix = receivedField(received)
 
         let messageID: String
         if let existing = fields.messageID {
@@ -69,11 +75,11 @@ public struct TraceHeaders: Sendable {
     }
 
     /// Keeps a client-supplied word from breaking the header: printable, no spaces or CR/LF.
-    static func sanitize(_ text: String) -> String {
+    static func sanitize(_ text: String, emptyAs empty: String = "unknown") -> String {
         let cleaned = String(text.unicodeScalars.map { scalar -> Character in
             scalar.value < 0x21 || scalar.value == 0x7f ? "_" : Character(scalar)
         }.prefix(255))
-        return cleaned.isEmpty ? "unknown" : cleaned
+        return cleaned.isEmpty ? empty : cleaned
     }
 
     /// `Sun, 29 Nov 2026 02:20:00 +0000` (RFC 5322 §3.3).

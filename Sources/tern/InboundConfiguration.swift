@@ -1,0 +1,59 @@
+import Foundation
+import NIOSSL
+import SMTPCore
+import SMTPNIO
+import TernCore
+import TernEngine
+
+extension TernConfiguration {
+    /// The return-path domain of each configured sending domain.
+    func returnPaths() -> ReturnPaths {
+        var overrides: [String: String] = [:]
+        for (name, domain) in domains {
+            if let returnPath = domain.returnPathDomain, !returnPath.isEmpty { overrides[name] = returnPath }
+        }
+        return ReturnPaths(overrides: overrides)
+    }
+
+    /// The addresses the MX takes mail for: every configured sending domain's return-path
+    /// domain, the feedback addresses, VERP and unsubscribe addresses with valid tokens,
+    /// and the inbound routes.
+    func inboundAddressBook(keys: TrackingKeys) throws -> InboundAddressBook {
+        let returnPaths = self.returnPaths()
+        var routes: [InboundAddressBook.InboundRoute] = []
+        for (pattern, target) in inbound.routes {
+            let trimmed = target.trimmingCharacters(in: .whitespaces)
+            if trimmed.lowercased() == "store" {
+                routes.append(.init(pattern: pattern, webhookURL: nil))
+                continue
+            }
+            guard let url = URL(string: trimmed), let scheme = url.scheme?.lowercased(), ["http", "https"].contains(scheme),
+                url.host != nil
+            else {
+                throw ConfigurationError(description: "'inbound.routes.\(pattern)' must be an http(s) URL or 'store', got '\(target)'")
+            }
+            routes.append(.init(pattern: pattern, webhookURL: trimmed))
+        }
+        for address in complaints.addresses where !address.contains("@") {
+            throw ConfigurationError(description: "'complaints.addresses' entries must be addresses, got '\(address)'")
+        }
+        return InboundAddressBook(
+            keys: keys, returnPathDomains: Set(domains.keys.map { returnPaths.domain(forSendingDomain: $0) }),
+            feedbackAddresses: complaints.addresses, routes: routes)
+    }
+
+    func mxListeners() throws -> [SMTPListenerAddress] {
+        try mx.listen.map { try ListenAddress($0, key: "smtp.mx.listen") }
+            .map { SMTPListenerAddress(host: $0.host, port: $0.port, implicitTLS: false) }
+    }
+
+    /// The MX: the submission limits, its own message size, no AUTH, no identity, every RCPT checked.
+    func mxServerConfiguration(tlsContext: NIOSSLContext) throws -> SMTPServerConfiguration {
+        var configuration = try smtpServerConfiguration(tlsContext: tlsContext)
+        if let size = mx.maxMessageSize { configuration.limits.maxMessageSize = size }
+        configuration.requireIdentity = false
+        configuration.offerAuth = false
+        configuration.checkRecipients = true
+        return configuration
+    }
+}
