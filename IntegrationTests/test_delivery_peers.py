@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import socket
 import ssl
 import threading
@@ -323,13 +324,15 @@ def test_connection_cut_in_data_defers_then_delivers_once(make_server: ServerFac
     assert len(cutting.cuts) == 1
     read, saw_end = cutting.cuts[0]
     assert read >= RawMX.CUT_AFTER and not saw_end
-    # Later connections carried the whole message to each recipient exactly once (in one
-    # transaction or one per recipient: the retries of the two may fall apart).
+    # Later connections carried the whole message to each recipient exactly once, one
+    # transaction per recipient, each with its own VERP envelope sender.
     delivered = sorted(r for (_, got, _) in cutting.messages for r in got)
     assert delivered == rcpts, cutting.verbs()
     stored = server.store.wait_message_with(marker)
-    for (mail_from, _, content) in cutting.messages:
-        assert mail_from == "sender@example.com"
+    senders = [mail_from for (mail_from, _, _) in cutting.messages]
+    assert all(re.fullmatch(r"b-[a-z2-7]{39,44}@bounces\.example\.com", s) for s in senders), senders
+    assert len(set(senders)) == len(rcpts), senders
+    for (_, _, content) in cutting.messages:
         assert content == content_bytes(stored)
 
     # Each recipient: deferred by the cut (never failed, never sent on it), then sent once.

@@ -18,7 +18,21 @@ public struct TernAPI: Sendable {
         let api = router.group("/api/v1").add(middleware: APIKeyMiddleware(credentials: credentials))
         api.get("/stats") { request, _ in try await stats(request) }
         api.get("/messages/:id") { _, context in try await message(context) }
+        api.get("/inbound") { request, _ in try await inbound(request) }
         return router
+    }
+
+    /// `GET /api/v1/inbound?limit=N`: what arrived at the MX, newest first, with the state
+    /// of each inbound message's posting to its route.
+    func inbound(_ request: Request) async throws -> InboundListResponse {
+        var limit = 100
+        if let text = request.uri.queryParameters.get("limit") {
+            guard let value = Int(text), (1...1000).contains(value) else {
+                throw HTTPError(.badRequest, message: "'limit' must be a whole number from 1 to 1000")
+            }
+            limit = value
+        }
+        return InboundListResponse(messages: try await store.inboundMessages(limit: limit))
     }
 
     /// `GET /api/v1/messages/ID`: the message's recipients and each one's timeline.
@@ -43,6 +57,11 @@ public struct TernAPI: Sendable {
         let counters = try await store.counters(in: range)
         return StatsResponse(counters: counters, range: range)
     }
+}
+
+/// The inbound list body.
+public struct InboundListResponse: ResponseEncodable, Decodable {
+    public var messages: [InboundSummary]
 }
 
 struct HealthResponse: ResponseEncodable {

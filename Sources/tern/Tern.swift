@@ -10,7 +10,10 @@ struct Tern: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tern",
         abstract: "Tern: email delivery — SMTP submission, durable queue, delivery and tracking.",
-        subcommands: [Serve.self, CredentialCommand.self, Stats.self, MessageCommand.self, QueueCommand.self, SuppressionCommand.self]
+        subcommands: [
+            Serve.self, CredentialCommand.self, Stats.self, MessageCommand.self, QueueCommand.self, SuppressionCommand.self,
+            InboundCommand.self,
+        ]
     )
 }
 
@@ -38,7 +41,7 @@ func printJSON<T: Encodable>(_ value: T) throws {
 
 struct Stats: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Print the counters (outbound, sent, failed, deferred, complaints, opens, clicks, unsubscribes, inbound; unique and human opens and clicks).")
+        abstract: "Print the counters: outbound, sent, failed (of which async), suppressed, deferred, delayed, complaints, opens, clicks, unsubscribes, inbound, auto-replies, unmatched reports; unique and human opens and clicks.")
 
     @OptionGroup var options: ConfigOption
     @Flag(help: "Print JSON.") var json = false

@@ -104,6 +104,40 @@ import TernStoreSQLite
         }
     }
 
+    @Test func inboundListsArrivalsNewestFirst() async throws {
+        try await withAPI { client, fixture in
+            let at = Date(timeIntervalSince1970: 1_800_000_000)
+            let first = InboundMessage(
+                id: .next(), receivedAt: at, clientIP: "192.0.2.1", heloName: "mx.example", mailFrom: "",
+                recipients: ["postmaster@bounces.x.test"], purpose: .report, webhookURL: nil, content: Array("a\r\n".utf8))
+            let second = InboundMessage(
+                id: .next(), receivedAt: at, clientIP: "192.0.2.1", heloName: "mx.example", mailFrom: "user@y.test",
+                recipients: ["help@in.test"], purpose: .inbound, webhookURL: "https://app.test/hook", content: Array("b\r\n".utf8))
+            try await fixture.store.commitInbound([first, second])
+            let auth: HTTPFields = [.authorization: "Bearer \(fixture.apiKey)"]
+            try await client.execute(uri: "/api/v1/inbound", method: .get, headers: auth) { response in
+                #expect(response.status == .ok)
+                let body = try JSONDecoder.iso8601.decode(InboundListResponse.self, from: Data(buffer: response.body))
+                #expect(body.messages.map(\.id) == [second.id.description, first.id.description])
+                #expect(body.messages.map(\.kind) == ["inbound", nil])
+                #expect(body.messages[0].webhook?.url == "https://app.test/hook" && body.messages[0].webhook?.state == "pending")
+                #expect(body.messages[0].receivedAt == at)
+            }
+            try await client.execute(uri: "/api/v1/inbound?limit=1", method: .get, headers: auth) { response in
+                let body = try JSONDecoder.iso8601.decode(InboundListResponse.self, from: Data(buffer: response.body))
+                #expect(body.messages.map(\.id) == [second.id.description])
+            }
+            for bad in ["0", "1001", "x"] {
+                try await client.execute(uri: "/api/v1/inbound?limit=\(bad)", method: .get, headers: auth) { response in
+                    #expect(response.status == .badRequest)
+                }
+            }
+            try await client.execute(uri: "/api/v1/inbound", method: .get) { response in
+                #expect(response.status == .unauthorized)
+            }
+        }
+    }
+
     @Test func wrongSecretIs401() async throws {
         try await withAPI { client, fixture in
             let wrongSecret = String(fixture.apiKey.dropLast(4)) + "zzzz"
@@ -111,5 +145,13 @@ import TernStoreSQLite
                 #expect(response.status == .unauthorized)
             }
         }
+    }
+}
+
+extension JSONDecoder {
+    static var iso8601: JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return decoder
     }
 }
