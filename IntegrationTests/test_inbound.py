@@ -304,3 +304,114 @@ def test_report_parse_cli(make_server: ServerFactory, tmp_path: Path, sink: Sink
     # A file that cannot be read is an error, and the others are still read.
     p = server.cli("report", "parse", str(tmp_path / "missing.eml"), paths[0], check=False)
     assert p.returncode != 0 and "cannot read" in p.stderr and "gina@example.net" in p.stdout
+
+
+class WebhookReceiver:
+    """A customer's endpoint: Python's http.server on loopback, recording every POST.
+    It can be started late (the endpoint is down until then) and told to fail."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.posts: list[tuple[dict[str, str], bytes]] = []
+        self.fail_next = 0
+        self.lock = threading.Lock()
+        self.httpd: http.server.ThreadingHTTPServer | None = None
+
+    def start(self) -> None:
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                with receiver.lock:
+                    failing = receiver.fail_next > 0
+                    if failing:
+                        receiver.fail_next -= 1
+                    else:
+                        receiver.posts.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                self.send_response(503 if failing else 200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        if self.httpd:
+            self.httpd.shutdown()
+            self.httpd.server_close()
+
+
+def verify_signature(headers: dict[str, str], body: bytes, secret: bytes) -> None:
+    """X-Tern-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>."""
+    parts = dict(p.split("=", 1) for p in headers["x-tern-signature"].split(","))
+    expected = hmac.new(secret, parts["t"].encode() + b"." + body, hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(parts["v1"], expected), headers["x-tern-signature"]
+    assert abs(int(parts["t"]) - time.time()) < 600, parts
+
+
+def test_inbound_mail_is_posted_and_retried_until_the_endpoint_is_back(make_server: ServerFactory, sink: Sink):
+    (hook_port,) = free_ports(1)
+    receiver = WebhookReceiver(hook_port)
+    server, cred = mx_server(make_server, sink, {"inbound": {
+        "routes": {"support@inbound.example": f"http://127.0.0.1:{hook_port}/hooks/inbound",
+                   "archive.example": "store"},
+        "webhook_secret": base64.b64encode(WEBHOOK_SECRET).decode(),
+        "retry_schedule": [1],
+    }})
+    try:
+        # The endpoint is down: the message is stored (250) and its posting retried.
+        msg = EmailMessage()
+        msg["From"] = "Jane Customer <jane@remote.example>"
+        msg["To"] = "Support <support@inbound.example>"
+        msg["Cc"] = "archive@archive.example"
+        msg["Subject"] = "=?utf-8?q?H=C3=A9lp_needed?="
+        msg["Message-ID"] = "<inbound-1@remote.example>"
+        msg.set_content("My order did not arrive. Café.\n")
+        msg.add_alternative("<p>My order did not arrive. <b>Café</b>.</p>\n", subtype="html")
+        msg.add_attachment(b"%PDF-1.4 receipt", maintype="application", subtype="pdf", filename="receipt.pdf")
+        to_mx(server, ["support@inbound.example", "archive@archive.example"], msg.as_bytes(policy=email.policy.SMTP),
+              mail_from="jane@remote.example")
+
+        def failing() -> dict | None:
+            for m in server.cli_json("inbound", "list"):
+                w = m.get("webhook")
+                if w and w["attempts"] >= 2 and w["state"] == "pending" and w["last_error"]:
+                    return m
+            return None
+        wait_until(failing, timeout=20, what="two failed posting attempts while the endpoint is down")
+        assert receiver.posts == []
+
+        # Back, but answering 503 once: tried again, then delivered exactly once.
+        receiver.fail_next = 1
+        receiver.start()
+        wait_until(lambda: receiver.posts, timeout=20, what="the post once the endpoint is back")
+        time.sleep(1.5)
+        assert len(receiver.posts) == 1, receiver.posts
+        headers, body = receiver.posts[0]
+        verify_signature(headers, body, WEBHOOK_SECRET)
+        assert headers["content-type"].startswith("application/json")
+        payload = json.loads(body)
+        assert payload["envelope"]["mail_from"] == "jane@remote.example"
+        assert payload["envelope"]["recipients"] == ["support@inbound.example"]
+        assert payload["subject"] == "Hélp needed"
+        assert payload["from"]["address"] == "jane@remote.example" and payload["from"]["name"] == "Jane Customer"
+        assert payload["message_id"].strip("<>") == "inbound-1@remote.example"
+        assert "Café" in payload["text"] and "<b>Café</b>" in payload["html"]
+        (attachment,) = payload["attachments"]
+        assert attachment["filename"] == "receipt.pdf" and attachment["content_type"] == "application/pdf"
+        assert base64.b64decode(attachment["content"]) == b"%PDF-1.4 receipt"
+
+        listed = {m["recipients"][0]: m for m in server.cli_json("inbound", "list")}
+        hook = listed["support@inbound.example"]["webhook"]
+        assert hook["state"] == "delivered" and hook["attempts"] >= 3 and hook["last_status"] == 200, hook
+        # The store-only route kept its copy of the same transaction without posting it.
+        assert listed["archive@archive.example"]["kind"] == "inbound" and not listed["archive@archive.example"].get("webhook")
+        assert server.stats()["inbound"] == 2
+        status, body = server.http("GET", "/api/v1/inbound", token=cred.api_key)
+        assert status == 200 and len(json.loads(body)["messages"]) == 2
+    finally:
+        receiver.stop()

@@ -105,6 +105,20 @@ struct DataFolder {
         return secret
     }
 
+    /// The key that signs webhook posts (`data_dir/webhook-secret`, generated once). Kept
+    /// apart from the token secret: it is given to customers to check the posts.
+    func webhookSecret() throws -> [UInt8] {
+        let path = (self.path as NSString).appendingPathComponent("webhook-secret")
+        if let text = try? String(contentsOfFile: path, encoding: .utf8),
+            let data = Data(base64Encoded: text.trimmingCharacters(in: .whitespacesAndNewlines)), data.count >= 16
+        {
+            return [UInt8](data)
+        }
+        let secret = SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }
+        try writeSecretFile(path, contents: Data(secret).base64EncodedString() + "\n")
+        return secret
+    }
+
     private func writeSecretFile(_ path: String, contents: String) throws {
         let created = FileManager.default.createFile(
             atPath: path, contents: Data(contents.utf8), attributes: [.posixPermissions: 0o600])

@@ -57,3 +57,29 @@ extension TernConfiguration {
         return configuration
     }
 }
+
+extension TernConfiguration {
+    /// The webhook poster: `inbound.webhook_secret` (base64) or the data folder's, and the
+    /// retry schedule, counted from each message's arrival.
+    func inboundWebhooksConfiguration(folderSecret: () throws -> [UInt8]) throws -> InboundWebhooks.Configuration {
+        var secret: [UInt8]
+        if let text = inbound.webhookSecret {
+            guard let data = Data(base64Encoded: text.trimmingCharacters(in: .whitespaces)), data.count >= 16 else {
+                throw ConfigurationError(description: "'inbound.webhook_secret' must be base64 of at least 16 bytes")
+            }
+            secret = [UInt8](data)
+        } else {
+            secret = try folderSecret()
+        }
+        var retry = InboundWebhooks.Configuration.defaultRetry
+        if let schedule = inbound.retrySchedule, let last = schedule.last {
+            retry.delays = schedule.dropLast().map { .seconds($0) }
+            retry.repeatingDelay = .seconds(last)
+        }
+        if let maxAge = inbound.maxAge { retry.maximumAge = .seconds(maxAge) }
+        var configuration = InboundWebhooks.Configuration(secret: secret, retry: retry)
+        if let timeout = inbound.timeout { configuration.timeout = .seconds(timeout) }
+        if let size = inbound.maxAttachmentSize { configuration.maxAttachmentContentBytes = size }
+        return configuration
+    }
+}

@@ -89,12 +89,17 @@ struct Serve: AsyncParsableCommand {
         // The MX: reports are read by the report service, inbound mail is posted to its route.
         let addressBook = try configuration.inboundAddressBook(keys: keys)
 
+        let webhooks = InboundWebhooks(
+            store: store, configuration: try configuration.inboundWebhooksConfiguration(folderSecret: folder.webhookSecret),
+            logger: Logger(label: "tern.inbound"))
+        services.append(.init(service: webhooks))
         let mxListeners = try configuration.mxListeners()
         if !mxListeners.isEmpty {
             let inboundIntake = InboundIntake(
                 addresses: addressBook, store: store, hostname: configuration.hostname,
                 rateLimiter: ClientRateLimiter(ratePerMinute: configuration.mx.maxRecipientsPerMinute),
-                logger: Logger(label: "tern.mx"))
+                logger: Logger(label: "tern.mx"),
+                committed: { messages in if messages.contains(where: { $0.webhookURL != nil }) { webhooks.wake() } })
             services.append(.init(service: SubmissionService(
                 server: SMTPServer(
                     configuration: try configuration.mxServerConfiguration(tlsContext: tlsContext),
