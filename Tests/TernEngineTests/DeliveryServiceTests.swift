@@ -10,8 +10,11 @@ import TernStoreSQLite
 /// `later` deferred on its first attempt and sent on the next. Records every attempt.
 final class ScriptedTransport: DeliveryTransport {
     let attempts = Mutex<[String: Int]>([:])
+    /// The envelope sender and recipients of each request.
+    let envelopes = Mutex<[(mailFrom: String, recipients: [String])]>([])
 
     func deliver(_ request: DeliveryRequest) async -> [RecipientID: TransportOutcome] {
+        envelopes.withLock { $0.append((request.mailFrom, request.recipients.map(\.address))) }
         var outcomes: [RecipientID: TransportOutcome] = [:]
         for recipient in request.recipients {
             let count = attempts.withLock { map -> Int in
@@ -139,6 +142,41 @@ final class SlowTransport: DeliveryTransport {
         }
         #expect(try #require(try await store.message(message.id)).recipients.map(\.state) == [.sent])
         #expect(try await store.counters(in: .allTime).sent == 1)
+        try await store.close()
+    }
+
+    /// With VERP, each recipient goes in a request of its own, with its own envelope sender.
+    @Test func verpGivesEachRecipientItsOwnEnvelope() async throws {
+        let (folder, path) = try temporaryStorePath()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let store = try SQLiteStore(path: path)
+        let message = QueuedMessage(
+            id: .next(), messageIDHeader: "<v@t>", mailFrom: "app@news.example",
+            recipients: ["ok@example.net", "ok@example.org", "ok@example.com"].map { QueuedRecipient(id: .next(), address: $0) },
+            content: Array("Subject: x\r\n\r\nbody\r\n".utf8), credential: nil, clientIP: nil, receivedAt: Date(),
+            eightBitMIME: false, smtpUTF8: false, fromDomain: "news.example")
+        try await store.commit([message])
+        let keys = try TrackingKeys(secrets: [[UInt8](repeating: 9, count: 32)])
+        let transport = ScriptedTransport()
+        // Set after the initialiser, as `tern serve` does.
+        var configuration = DeliveryService.Configuration(node: "test", pollInterval: .milliseconds(50))
+        configuration.returnPath = VERPReturnPath(keys: keys, returnPaths: ReturnPaths())
+        let service = DeliveryService(store: store, transport: transport, configuration: configuration, logger: Logger(label: "test"))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await service.run() }
+            let deadline = ContinuousClock.now + .seconds(20)
+            while ContinuousClock.now < deadline, try await store.counters(in: .allTime).sent < 3 {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            group.cancelAll()
+        }
+        let envelopes = transport.envelopes.withLock { $0 }
+        #expect(envelopes.count == 3)
+        #expect(envelopes.allSatisfy { $0.recipients.count == 1 })
+        for recipient in message.recipients {
+            let token = keys.addressToken(TrackingToken(kind: .bounce, messageID: message.id, recipientID: recipient.id))
+            #expect(envelopes.contains { $0.mailFrom == "b-\(token)@bounces.news.example" && $0.recipients == [recipient.address] })
+        }
         try await store.close()
     }
 }

@@ -33,7 +33,6 @@ public struct DeliveryService: Service {
             self.lease = lease
             self.pollInterval = pollInterval
             self.returnPath = returnPath
-            if returnPath != nil { self.scheduler.recipientsPerJob = 1 }
         }
     }
 
@@ -164,7 +163,10 @@ public struct DeliveryService: Service {
             self.store = store
             self.configuration = configuration
             self.logger = logger
-            self.scheduler = DeliveryScheduler(configuration: configuration.scheduler)
+            var scheduler = configuration.scheduler
+            // VERP gives each recipient an envelope of its own, so a job carries one recipient.
+            if configuration.returnPath != nil { scheduler.recipientsPerJob = 1 }
+            self.scheduler = DeliveryScheduler(configuration: scheduler)
         }
 
         /// Carries out everything but starting jobs: loading, deferrals, expiries, releases.
