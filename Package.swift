@@ -58,6 +58,11 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "MailReports",
+            dependencies: ["MailMessage"],
+            swiftSettings: strict
+        ),
+        .target(
             name: "TernCore",
             dependencies: [
                 .product(name: "NIOCore", package: "swift-nio"),
