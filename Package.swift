@@ -156,6 +156,11 @@ let package = Package(
             resources: [.copy("Corpus")]
         ),
         .testTarget(
+            name: "MailReportsTests",
+            dependencies: ["MailReports", "MailMessage"],
+            resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
             name: "TernDNSTests",
             dependencies: [
                 "TernDNS",
