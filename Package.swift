@@ -132,6 +132,12 @@ let package = Package(
             path: "Benchmarks/RewriteBenchmark",
             swiftSettings: strict
         ),
+        .executableTarget(
+            name: "ReportBenchmark",
+            dependencies: ["MailReports", "MailMessage"],
+            path: "Benchmarks/ReportBenchmark",
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "SMTPCoreTests",
             dependencies: [
