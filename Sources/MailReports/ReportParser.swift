@@ -22,44 +22,45 @@ public enum ReportParser {
 
     /// Reads a message that is already parsed.
     public static func parse(_ message: MailMessage, limits: ReportLimits = ReportLimits()) -> DeliveryReport {
-        if let report = deliveryStatusNotification(message, limits: limits) { return report }
-        if let report = feedbackReport(message, limits: limits) { return report }
+        let parts = message.allParts
+        if let report = deliveryStatusNotification(message, parts: parts, limits: limits) { return report }
+        if let report = feedbackReport(message, parts: parts, limits: limits) { return report }
 
         let header = ReportHeader(message.header)
         let traits = MessageTraits(header, root: message.root)
         if let format = AutoReplyDetector.detect(header, traits: traits) {
-            var returned = ReturnedMessageReader.fromParts(message, limits: limits) ?? ReturnedMessage()
+            var returned = ReturnedMessageReader.fromParts(message, parts: parts, limits: limits) ?? ReturnedMessage()
             if let id = AutoReplyDetector.repliedMessageID(header) { returned.messageID = id }
             return DeliveryReport(kind: .autoReply, returned: returned.isEmpty ? nil : returned, format: format)
         }
 
-        let texts = BodyText.extract(message, limit: limits.maxScannedBytes)
+        let texts = BodyText.extract(message, parts: parts, limit: limits.maxScannedBytes)
         let human = ScannedText(texts.human)
         if let bounce = PlainBounceReader.read(message, header: header, traits: traits, text: human, limits: limits) {
             return DeliveryReport(
                 kind: bounce.delayed ? .delay : .bounce,
                 recipients: bounce.recipients,
-                returned: returned(message, texts: texts, limits: limits),
+                returned: returned(message, parts: parts, texts: texts, limits: limits),
                 reportingMTA: bounce.status?.reportingMTA,
                 originalEnvelopeID: bounce.status?.originalEnvelopeID,
                 arrivalDate: bounce.status?.arrivalDate,
                 format: bounce.format
             )
         }
-        return DeliveryReport(kind: .unknown, returned: ReturnedMessageReader.fromParts(message, limits: limits), format: "unknown")
+        return DeliveryReport(kind: .unknown, returned: ReturnedMessageReader.fromParts(message, parts: parts, limits: limits), format: "unknown")
     }
 
     // MARK: - RFC 3464 / RFC 6533
 
     static let deliveryStatusTypes: Set<String> = ["message/delivery-status", "message/global-delivery-status"]
 
-    static func deliveryStatusNotification(_ message: MailMessage, limits: ReportLimits) -> DeliveryReport? {
+    static func deliveryStatusNotification(_ message: MailMessage, parts: [MIMEPart], limits: ReportLimits) -> DeliveryReport? {
         var candidates: [(part: MIMEPart, global: Bool)] = []
-        for part in message.allParts where deliveryStatusTypes.contains(part.contentType.mimeType) {
+        for part in parts where deliveryStatusTypes.contains(part.contentType.mimeType) {
             candidates.append((part, part.contentType.subtype == "global-delivery-status"))
         }
         // A report whose status part is labelled as something else (text/plain, say).
-        for part in message.allParts where part.contentType.mimeType == "multipart/report" {
+        for part in parts where part.contentType.mimeType == "multipart/report" {
             let reportType = part.contentType.parameters["report-type"]?.asciiLowercased()
             guard reportType == "delivery-status" || reportType == "global-delivery-status" else { continue }
             for child in part.children.dropFirst() where !deliveryStatusTypes.contains(child.contentType.mimeType)
@@ -82,7 +83,7 @@ public enum ReportParser {
             return DeliveryReport(
                 kind: kind,
                 recipients: status.recipients,
-                returned: returned(message, texts: nil, limits: limits),
+                returned: returned(message, parts: parts, texts: nil, limits: limits),
                 reportingMTA: status.reportingMTA,
                 originalEnvelopeID: status.originalEnvelopeID,
                 arrivalDate: status.arrivalDate,
@@ -94,9 +95,9 @@ public enum ReportParser {
 
     // MARK: - RFC 5965
 
-    static func feedbackReport(_ message: MailMessage, limits: ReportLimits) -> DeliveryReport? {
-        var candidates = message.allParts.filter { $0.contentType.mimeType == "message/feedback-report" }
-        for part in message.allParts where part.contentType.mimeType == "multipart/report"
+    static func feedbackReport(_ message: MailMessage, parts: [MIMEPart], limits: ReportLimits) -> DeliveryReport? {
+        var candidates = parts.filter { $0.contentType.mimeType == "message/feedback-report" }
+        for part in parts where part.contentType.mimeType == "multipart/report"
             && part.contentType.parameters["report-type"]?.asciiLowercased() == "feedback-report" && part.children.count > 1 {
             let second = part.children[1]
             if second.isLeaf, second.contentType.mimeType != "message/feedback-report" { candidates.append(second) }
@@ -111,7 +112,7 @@ public enum ReportParser {
                 kind: .complaint,
                 recipients: result.feedback.originalRcptTo.map { ReportRecipient(address: $0, action: .complained, suppress: suppress) },
                 feedback: result.feedback,
-                returned: returned(message, texts: nil, limits: limits),
+                returned: returned(message, parts: parts, texts: nil, limits: limits),
                 reportingMTA: result.reportingMTA,
                 originalEnvelopeID: result.originalEnvelopeID,
                 format: "arf"
@@ -123,9 +124,9 @@ public enum ReportParser {
     // MARK: - The returned message
 
     /// The returned-message part's identifiers, else those quoted in the text.
-    static func returned(_ message: MailMessage, texts: BodyText.Texts?, limits: ReportLimits) -> ReturnedMessage? {
-        if let fromPart = ReturnedMessageReader.fromParts(message, limits: limits) { return fromPart }
-        let all = texts?.all ?? BodyText.extract(message, limit: limits.maxScannedBytes).all
+    static func returned(_ message: MailMessage, parts: [MIMEPart], texts: BodyText.Texts?, limits: ReportLimits) -> ReturnedMessage? {
+        if let fromPart = ReturnedMessageReader.fromParts(message, parts: parts, limits: limits) { return fromPart }
+        let all = texts?.all ?? BodyText.extract(message, parts: parts, limit: limits.maxScannedBytes).all
         return ReturnedMessageReader.fromText(all, lines: Bytes.lines(all))
     }
 }

@@ -141,11 +141,12 @@ enum BodyText {
         part.isLeaf && part.contentType.type == "text" && part.contentType.subtype != "rfc822-headers"
     }
 
-    static func extract(_ message: MailMessage, limit: Int) -> Texts {
+    /// The texts of `parts` (the message's parts, the root first).
+    static func extract(_ message: MailMessage, parts: [MIMEPart], limit: Int) -> Texts {
         var plain: [UInt8] = []
         var html: [UInt8] = []
         var attached: [UInt8] = []
-        for part in message.allParts where isTextLeaf(part) {
+        for part in parts where isTextLeaf(part) {
             guard plain.count + html.count + attached.count < limit * 2 else { break }
             let body = Array((message.decodedBody(of: part) ?? Array(message.body(of: part))).prefix(limit))
             if part.isAttachment {
@@ -194,7 +195,9 @@ enum HTMLText {
                     let after = i + element.open.count
                     // `<style>` or `<style …>`, not `<styles>`.
                     guard after >= html.count || !Bytes.isAlpha(html[after]) else { continue }
-                    i = Bytes.find(element.close, in: lower, from: after).map { $0 + element.close.count } ?? html.count
+                    // To just past the `>` of the end tag.
+                    let endTag = Bytes.find(element.close, in: lower, from: after) ?? html.count
+                    i = html[endTag...].firstIndex(of: UInt8(ascii: ">")).map { $0 + 1 } ?? html.count
                     skippedElement = true
                     break
                 }

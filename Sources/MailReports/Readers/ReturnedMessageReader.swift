@@ -12,8 +12,8 @@ enum ReturnedMessageReader {
     ]
 
     /// The first returned-message part (not the report itself) whose header yields an identifier.
-    static func fromParts(_ message: MailMessage, limits: ReportLimits) -> ReturnedMessage? {
-        for part in message.allParts.dropFirst() where returnedTypes.contains(part.contentType.mimeType) {
+    static func fromParts(_ message: MailMessage, parts: [MIMEPart], limits: ReportLimits) -> ReturnedMessage? {
+        for part in parts.dropFirst() where returnedTypes.contains(part.contentType.mimeType) {
             let body = message.decodedBody(of: part) ?? Array(message.body(of: part))
             let returned = fromHeader(Array(body.prefix(limits.maxReturnedHeaderBytes)))
             if let returned, !returned.isEmpty { return returned }
