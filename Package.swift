@@ -59,6 +59,11 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "MailReports",
+            dependencies: ["MailMessage"],
+            swiftSettings: strict
+        ),
+        .target(
             name: "TernCore",
             dependencies: [
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -130,6 +135,12 @@ let package = Package(
             path: "Benchmarks/RewriteBenchmark",
             swiftSettings: strict
         ),
+        .executableTarget(
+            name: "ReportBenchmark",
+            dependencies: ["MailReports", "MailMessage"],
+            path: "Benchmarks/ReportBenchmark",
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "SMTPCoreTests",
             dependencies: [
@@ -152,6 +163,11 @@ let package = Package(
             name: "MailMessageTests",
             dependencies: ["MailMessage"],
             resources: [.copy("Corpus")]
+        ),
+        .testTarget(
+            name: "MailReportsTests",
+            dependencies: ["MailReports", "MailMessage"],
+            resources: [.copy("Fixtures")]
         ),
         .testTarget(
             name: "TernDNSTests",
