@@ -87,6 +87,7 @@ let package = Package(
             dependencies: [
                 "TernCore",
                 "MailMessage",
+                "MailReports",
                 "TernDNS",
                 "SMTPCore",
                 "SMTPNIO",
@@ -114,7 +115,7 @@ let package = Package(
         .executableTarget(
             name: "tern",
             dependencies: [
-                "SMTPCore", "SMTPNIO", "TernCore", "TernDNS", "TernStoreSQLite", "TernEngine", "TernHTTP",
+                "SMTPCore", "SMTPNIO", "TernCore", "TernDNS", "TernStoreSQLite", "TernEngine", "TernHTTP", "MailReports",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

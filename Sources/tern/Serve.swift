@@ -88,6 +88,9 @@ struct Serve: AsyncParsableCommand {
 
         // The MX: reports are read by the report service, inbound mail is posted to its route.
         let addressBook = try configuration.inboundAddressBook(keys: keys)
+        services.append(.init(service: ReportService(
+            reader: ReportReader(keys: keys, addresses: addressBook, store: store), store: store,
+            logger: Logger(label: "tern.reports"))))
 
         let webhooks = InboundWebhooks(
             store: store, configuration: try configuration.inboundWebhooksConfiguration(folderSecret: folder.webhookSecret),
