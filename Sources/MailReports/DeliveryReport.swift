@@ -140,7 +140,9 @@ public struct ReturnedMessage: Sendable, Equatable {
     public var messageID: String?
     /// `Return-Path` without angle brackets: Tern's VERP address (`b-…@bounces.example.com`).
     public var returnPath: String?
-    /// `X-Tern-ID`, which Tern adds to every message it sends.
+    /// `X-Tern-ID`, when the returned message has one. Tern does not add it to what it sends
+    /// today: reports are matched by the VERP address (also in the returned `Return-Path`)
+    /// and by `Message-ID`.
     public var ternID: String?
     /// The first address in `From`.
     public var from: String?
