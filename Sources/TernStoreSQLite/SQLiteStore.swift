@@ -400,6 +400,31 @@ extension SQLiteStore {
                     CREATE INDEX inbound_webhooks_due ON inbound_messages(webhook_next_at) WHERE webhook_state = 'pending';
                     """)
         }
+        // Sending domains and their DKIM keys live in the store (not in one node's data
+        // folder), so that every node signs alike.
+        migrator.registerMigration("v7: sending domains, DKIM keys") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE domains (
+                        name TEXT PRIMARY KEY,
+                        return_path_domain TEXT,
+                        track TEXT,
+                        inbound_route TEXT,
+                        created_at INTEGER NOT NULL,
+                        verified_at INTEGER
+                    ) WITHOUT ROWID;
+                    CREATE TABLE dkim_keys (
+                        domain TEXT NOT NULL REFERENCES domains(name) ON DELETE CASCADE,
+                        selector TEXT NOT NULL,
+                        algorithm TEXT NOT NULL CHECK (algorithm IN ('rsa', 'ed25519')),
+                        private_key TEXT NOT NULL,
+                        public_record TEXT NOT NULL,
+                        created_at INTEGER NOT NULL,
+                        retired_at INTEGER,
+                        PRIMARY KEY (domain, selector)
+                    ) WITHOUT ROWID;
+                    """)
+        }
         return migrator
     }
 }

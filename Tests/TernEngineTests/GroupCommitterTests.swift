@@ -74,6 +74,14 @@ final class RecordingStore: Store {
     func recipients(messageIDHeader: String, limit: Int) async throws -> [RecipientSummary] {
         try await inner.recipients(messageIDHeader: messageIDHeader, limit: limit)
     }
+    func addDomain(_ domain: SendingDomain) async throws { try await inner.addDomain(domain) }
+    func removeDomain(named name: String) async throws -> Bool { try await inner.removeDomain(named: name) }
+    func domain(named name: String) async throws -> SendingDomain? { try await inner.domain(named: name) }
+    func domains() async throws -> [SendingDomain] { try await inner.domains() }
+    func rotateKeys(of name: String, to keys: [DKIMKeyRecord], at date: Date) async throws {
+        try await inner.rotateKeys(of: name, to: keys, at: date)
+    }
+    func setVerified(_ name: String, at date: Date?) async throws { try await inner.setVerified(name, at: date) }
 }
 
 func temporaryStorePath() throws -> (folder: String, path: String) {
