@@ -106,10 +106,19 @@ public protocol SMTPServerBackend: Sendable {
     /// refuses it. Asked only when the server's configuration checks recipients (an MX);
     /// runs on the event loop and must return at once. The default takes every recipient.
     func checkRecipient(_ recipient: SMTPMailbox, reversePath: SMTPReversePath, clientAddress: SocketAddress?) -> SMTPReply?
+
+    /// Whether `identity` may send as `reversePath`: nil takes the MAIL, a reply refuses it.
+    /// Asked only when the server's configuration checks senders; runs on the event loop
+    /// and must return at once. The default takes every sender.
+    func checkSender(_ reversePath: SMTPReversePath, identity: SMTPIdentity?, clientAddress: SocketAddress?) -> SMTPReply?
 }
 
 extension SMTPServerBackend {
     public func checkRecipient(_ recipient: SMTPMailbox, reversePath: SMTPReversePath, clientAddress: SocketAddress?) -> SMTPReply? {
+        nil
+    }
+
+    public func checkSender(_ reversePath: SMTPReversePath, identity: SMTPIdentity?, clientAddress: SocketAddress?) -> SMTPReply? {
         nil
     }
 

@@ -17,6 +17,9 @@ public struct SMTPServerConfiguration: Sendable {
     public var offerAuth: Bool
     /// Put each RCPT to the backend's `checkRecipient`: an MX that takes mail only for its domains.
     public var checkRecipients: Bool
+    /// Put each MAIL to the backend's `checkSender`: submission, where a credential may send
+    /// only for its domains.
+    public var checkSenders: Bool
 
     public init(
         hostname: String,
@@ -25,9 +28,11 @@ public struct SMTPServerConfiguration: Sendable {
         allowInsecureAuth: Bool = false,
         requireIdentity: Bool = true,
         offerAuth: Bool = true,
-        checkRecipients: Bool = false
+        checkRecipients: Bool = false,
+        checkSenders: Bool = false
     ) {
         self.checkRecipients = checkRecipients
+        self.checkSenders = checkSenders
         self.hostname = hostname
         self.limits = limits
         self.tlsContext = tlsContext

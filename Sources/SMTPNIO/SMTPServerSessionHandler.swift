@@ -90,7 +90,8 @@ final class SMTPServerSessionHandler: ChannelDuplexHandler, RemovableChannelHand
             allowInsecureAuth: configuration.allowInsecureAuth,
             clientIsLoopback: clientAddress?.isLoopback ?? false,
             requireIdentity: configuration.requireIdentity,
-            checkRecipients: configuration.checkRecipients
+            checkRecipients: configuration.checkRecipients,
+            checkSenders: configuration.checkSenders
         ))
         logger.debug("SMTP session started")
         scheduleTimeout(context: context)
@@ -225,6 +226,9 @@ final class SMTPServerSessionHandler: ChannelDuplexHandler, RemovableChannelHand
         case .checkRecipient(let forwardPath, let reversePath):
             let refusal = backend.checkRecipient(forwardPath, reversePath: reversePath, clientAddress: clientAddress)
             if let action = machine?.recipientChecked(forwardPath, refusal: refusal) { perform(action, context: context) }
+        case .checkSender(let reversePath):
+            let refusal = backend.checkSender(reversePath, identity: identity, clientAddress: clientAddress)
+            if let action = machine?.senderChecked(refusal: refusal) { perform(action, context: context) }
         }
     }
 

@@ -12,17 +12,20 @@ public struct Credential: Sendable, Equatable {
     public var apiKeyID: String
     public var apiKeyHash: String
     public var networks: [IPNetwork]
+    /// The sending domains it may use (lower case; subdomains included); empty: any.
+    public var domains: [String]
     public var createdAt: Date
 
     public init(
         name: String, passwordHash: String, apiKeyID: String, apiKeyHash: String,
-        networks: [IPNetwork], createdAt: Date
+        networks: [IPNetwork], domains: [String] = [], createdAt: Date
     ) {
         self.name = name
         self.passwordHash = passwordHash
         self.apiKeyID = apiKeyID
         self.apiKeyHash = apiKeyHash
         self.networks = networks
+        self.domains = domains.map { $0.lowercased() }
         self.createdAt = createdAt
     }
 }
@@ -81,13 +84,13 @@ extension Credential {
 
     /// Makes a new credential with fresh secrets; returns the stored form and the secrets to show once.
     public static func issue(
-        name: String, networks: [IPNetwork], hasher: SecretHasher = SecretHasher(), now: Date = Date()
+        name: String, networks: [IPNetwork], domains: [String] = [], hasher: SecretHasher = SecretHasher(), now: Date = Date()
     ) throws -> (Credential, IssuedCredential) {
         let password = SecretGenerator.token(length: 24)
         let key = APIKey(keyID: SecretGenerator.token(length: 12), secret: SecretGenerator.token(length: 32))
         let credential = Credential(
             name: name, passwordHash: try hasher.hash(password), apiKeyID: key.keyID,
-            apiKeyHash: try hasher.hash(key.secret), networks: networks, createdAt: now)
+            apiKeyHash: try hasher.hash(key.secret), networks: networks, domains: domains, createdAt: now)
         return (credential, IssuedCredential(username: name, password: password, apiKey: key.text))
     }
 }

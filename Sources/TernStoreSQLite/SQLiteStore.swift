@@ -186,12 +186,12 @@ public final class SQLiteStore: Store {
             }
             try db.execute(
                 sql: """
-                    INSERT INTO credentials (name, password_hash, api_key_id, api_key_hash, networks, created_at)
-                    VALUES (?, ?, ?, ?, ?, ?)
+                    INSERT INTO credentials (name, password_hash, api_key_id, api_key_hash, networks, domains, created_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
                     """,
                 arguments: [
                     credential.name, credential.passwordHash, credential.apiKeyID, credential.apiKeyHash,
-                    credential.networks.map(\.description).joined(separator: ","),
+                    credential.networks.map(\.description).joined(separator: ","), credential.domains.joined(separator: ","),
                     credential.createdAt.millisecondsSince1970,
                 ])
         }
@@ -230,10 +230,12 @@ public final class SQLiteStore: Store {
 
     private static func credential(_ row: Row) -> Credential {
         let networks: String = row["networks"]
+        let domains: String = row["domains"]
         return Credential(
             name: row["name"], passwordHash: row["password_hash"], apiKeyID: row["api_key_id"],
             apiKeyHash: row["api_key_hash"],
             networks: networks.split(separator: ",").compactMap { IPNetwork(String($0)) },
+            domains: domains.split(separator: ",").map(String.init),
             createdAt: Date(millisecondsSince1970: row["created_at"]))
     }
 }
@@ -402,7 +404,7 @@ extension SQLiteStore {
         }
         // Sending domains and their DKIM keys live in the store (not in one node's data
         // folder), so that every node signs alike.
-        migrator.registerMigration("v7: sending domains, DKIM keys") { db in
+        migrator.registerMigration("v7: sending domains, DKIM keys, the domains a credential may send for") { db in
             try db.execute(
                 sql: """
                     CREATE TABLE domains (
@@ -423,6 +425,7 @@ extension SQLiteStore {
                         retired_at INTEGER,
                         PRIMARY KEY (domain, selector)
                     ) WITHOUT ROWID;
+                    ALTER TABLE credentials ADD COLUMN domains TEXT NOT NULL DEFAULT '';
                     """)
         }
         return migrator

@@ -89,6 +89,8 @@ struct CredentialCommand: AsyncParsableCommand {
         @Argument(help: "The credential's name, also its SMTP username.") var name: String
         @Option(name: .customLong("network"), help: "A client network (CIDR) that may submit without AUTH; repeatable.")
         var networks: [String] = []
+        @Option(name: .customLong("domain"), help: "A sending domain it may use (and its subdomains); repeatable. Default: any.")
+        var domains: [String] = []
         @Flag(help: "Print JSON: {\"username\":…,\"password\":…,\"api_key\":…}.") var json = false
 
         func run() async throws {
@@ -101,7 +103,10 @@ struct CredentialCommand: AsyncParsableCommand {
             }
             let configuration = try options.load()
             let store = try openStore(configuration)
-            let (credential, issued) = try Credential.issue(name: name, networks: parsed)
+            for domain in domains where !domain.contains(".") || domain.contains("@") || domain.contains(" ") {
+                throw ValidationError("--domain '\(domain)' is not a domain name (e.g. example.com)")
+            }
+            let (credential, issued) = try Credential.issue(name: name, networks: parsed, domains: domains)
             do {
                 try await store.addCredential(credential)
             } catch let error as StoreError where error.code == .duplicate {
@@ -116,6 +121,7 @@ struct CredentialCommand: AsyncParsableCommand {
                 print("password: \(issued.password)")
                 print("api_key:  \(issued.apiKey)")
                 if !parsed.isEmpty { print("networks: \(parsed.map(\.description).joined(separator: ", ")) (may submit without AUTH)") }
+                if !domains.isEmpty { print("domains:  \(credential.domains.joined(separator: ", ")) (the only sending domains it may use)") }
                 print("Keep these now: Tern stores only salted hashes of the password and key.")
             }
         }
@@ -129,6 +135,7 @@ struct CredentialCommand: AsyncParsableCommand {
         struct Row: Encodable {
             var name: String
             var networks: [String]
+            var domains: [String]
             var created_at: String
         }
 
@@ -137,13 +144,15 @@ struct CredentialCommand: AsyncParsableCommand {
             let credentials = try await store.credentials()
             try await store.close()
             let rows = credentials.map {
-                Row(name: $0.name, networks: $0.networks.map(\.description), created_at: ISO8601.format($0.createdAt))
+                Row(name: $0.name, networks: $0.networks.map(\.description), domains: $0.domains, created_at: ISO8601.format($0.createdAt))
             }
             if json {
                 try printJSON(rows)
             } else {
                 for row in rows {
-                    print("\(row.name)\t\(row.networks.isEmpty ? "-" : row.networks.joined(separator: ","))\t\(row.created_at)")
+                    print(
+                        "\(row.name)\t\(row.networks.isEmpty ? "-" : row.networks.joined(separator: ","))"
+                            + "\t\(row.domains.isEmpty ? "any domain" : row.domains.joined(separator: ","))\t\(row.created_at)")
                 }
             }
         }

@@ -41,6 +41,7 @@ struct SessionDriver {
     var commitOutcome: CommitOutcome
     /// `reverse path -> forward path` of each RCPT put to the backend.
     var checkedRecipients: [String] = []
+    var checkedSenders: [String] = []
 
     init(configuration: SMTPServerStateMachine.Configuration, boundIdentity: Bool = false, commitOutcome: CommitOutcome = .queued("Q1")) {
         self.machine = SMTPServerStateMachine(configuration: configuration)
@@ -79,6 +80,11 @@ struct SessionDriver {
             case .refused(let reply): perform(machine.messageRefused(reply))
             case .failed: perform(machine.messageCommitFailed())
             }
+        case .checkSender(let reversePath):
+            checkedSenders.append(reversePath.description)
+            let refused = reversePath.description.hasSuffix("@forbidden.example")
+            perform(machine.senderChecked(
+                refusal: refused ? SMTPReply(code: 550, EnhancedStatusCode(class: 5, subject: 7, detail: 1), "Not your domain") : nil))
         case .checkRecipient(let forwardPath, let reversePath):
             checkedRecipients.append("\(reversePath) -> \(forwardPath)")
             let refused = forwardPath.domain?.lowercased() != "ours.example"
@@ -354,6 +360,21 @@ struct SMTPServerStateMachineTests {
         var closing = SessionDriver(configuration: configuration)
         closing.run(.send("EHLO c\r\nMAIL FROM:<s@x.example>\r\n" + String(repeating: "RCPT TO:<a@elsewhere.example>\r\n", count: 4)))
         #expect(closing.transcript == ["220", "250", "250 2.1.0", "550 5.7.1", "550 5.7.1", "550 5.7.1", "421 4.7.0", "<close>"])
+    }
+
+    /// Submission puts each MAIL to the backend: a refused one starts no transaction (RCPT
+    /// gets 503), a taken one does; the null reverse path is asked about too.
+    @Test
+    func checkedSendersAreTakenOrRefusedByTheBackend() {
+        var configuration = SessionKind.submissionPlain.configuration(limits: .init())
+        configuration.checkSenders = true
+        var driver = SessionDriver(configuration: configuration, boundIdentity: true)
+        driver.run(.send(
+            "EHLO c\r\nMAIL FROM:<a@forbidden.example>\r\nRCPT TO:<r@d.example>\r\nMAIL FROM:<a@ok.example>\r\n"
+                + "RCPT TO:<r@d.example>\r\nDATA\r\nx\r\n.\r\nMAIL FROM:<>\r\n"))
+        #expect(driver.transcript == ["220", "250", "550 5.7.1", "503 5.5.1", "250 2.1.0", "250 2.1.5", "354", "250 2.0.0", "250 2.1.0"])
+        #expect(driver.checkedSenders == ["a@forbidden.example", "a@ok.example", ""])
+        #expect(driver.committed.first?.reversePath.description == "a@ok.example")
     }
 
     @Test

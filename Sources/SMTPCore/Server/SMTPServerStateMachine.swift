@@ -62,6 +62,9 @@ public struct SMTPServerStateMachine {
         /// Each RCPT is put to the backend (`checkRecipient`) before it is accepted: an MX,
         /// which takes mail only for its own domains.
         public var checkRecipients: Bool
+        /// Each MAIL is put to the backend (`checkSender`) before it is accepted: submission,
+        /// where a credential may send only for its own domains.
+        public var checkSenders: Bool
 
         public init(
             hostname: String,
@@ -72,9 +75,11 @@ public struct SMTPServerStateMachine {
             allowInsecureAuth: Bool = false,
             clientIsLoopback: Bool = false,
             requireIdentity: Bool = true,
-            checkRecipients: Bool = false
+            checkRecipients: Bool = false,
+            checkSenders: Bool = false
         ) {
             self.checkRecipients = checkRecipients
+            self.checkSenders = checkSenders
             self.hostname = hostname
             self.limits = limits
             self.startTLSAvailable = startTLSAvailable
@@ -102,6 +107,9 @@ public struct SMTPServerStateMachine {
         /// Ask the backend at once (without waiting) whether it takes mail for this
         /// recipient, then call `recipientChecked(_:refusal:)` before the next event.
         case checkRecipient(SMTPMailbox, reversePath: SMTPReversePath)
+        /// Ask the backend at once whether this sender may send, then call
+        /// `senderChecked(refusal:)` before the next event.
+        case checkSender(SMTPReversePath)
     }
 
     enum AuthExchange: Hashable {
@@ -155,6 +163,8 @@ public struct SMTPServerStateMachine {
         var authenticated: SMTPAuthMechanism?
         var hasBoundIdentity = false
         var transaction: Transaction?
+        /// A MAIL whose sender the backend is checking.
+        var pendingMail: (reversePath: SMTPReversePath, parameters: SMTPMailParameters)?
         var errorCount = 0
         var shuttingDown = false
     }
@@ -413,7 +423,22 @@ public struct SMTPServerStateMachine {
         if let size = parameters.size, size > limits.maxMessageSize {
             return error(.messageTooBig)
         }
+        if configuration.checkSenders {
+            session.pendingMail = (reversePath, parameters)
+            return .checkSender(reversePath)
+        }
         session.transaction = Transaction(reversePath: reversePath, parameters: parameters)
+        return finish(.senderOk)
+    }
+
+    /// The backend's answer to `checkSender`: nil starts the transaction, a reply refuses it.
+    public mutating func senderChecked(refusal: SMTPReply?) -> Action {
+        guard case .awaitingCommand = state, let pending = session.pendingMail else {
+            preconditionFailure("senderChecked without a MAIL being checked: \(state)")
+        }
+        session.pendingMail = nil
+        if let refusal { return error(refusal) }
+        session.transaction = Transaction(reversePath: pending.reversePath, parameters: pending.parameters)
         return finish(.senderOk)
     }
 
