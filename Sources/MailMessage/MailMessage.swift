@@ -43,7 +43,13 @@ public struct MailMessage: Sendable {
     /// The domain of ``fromAddress``, lowercase: what DMARC aligns and DKIM signs for
     /// (RFC 7489 §3.1 calls it the RFC5322.From domain).
     public var fromDomain: String? {
-        guard let address = fromAddress, let at = AddressReader.lastAt(in: address) else { return nil }
+        header.value("From").flatMap(Self.domain(ofAddressField:))
+    }
+
+    /// The lowercase domain of the first address in an address field's (unfolded) value:
+    /// `example.com` from `Name <a@Example.COM>, b@c.example`.
+    public static func domain(ofAddressField value: String) -> String? {
+        guard let address = AddressReader.firstAddrSpec(in: value), let at = AddressReader.lastAt(in: address) else { return nil }
         let domain = String(address[address.index(after: at)...]).trimmingMailWhitespace()
         return domain.isEmpty ? nil : domain.asciiLowercased()
     }

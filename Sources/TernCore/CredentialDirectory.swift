@@ -54,6 +54,12 @@ public actor CredentialDirectory {
         }
     }
 
+    /// The credential named `name` in the last load, however old, without waiting: for a
+    /// session whose identity was established moments ago (from that same load, or a later one).
+    public nonisolated func cachedCredential(named name: String) -> Credential? {
+        shared.withLock { shared in shared.credentials.first { $0.name == name } }
+    }
+
     /// The credential whose SMTP username and password these are.
     public func authenticate(username: String, password: String) async -> Credential? {
         guard let credential = await currentCredentials().first(where: { $0.name == username }) else { return nil }

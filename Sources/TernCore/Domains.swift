@@ -17,11 +17,11 @@ public struct SendingDomain: Sendable, Equatable {
     public var verifiedAt: Date?
     /// Every key, newest first: active ones sign, retired ones are kept (and should stay
     /// published) until mail signed with them has been delivered and checked.
-    public var keys: [DKIMKeyRecord]
+    public var keys: [DomainKey]
 
     public init(
         name: String, returnPathDomain: String? = nil, track: String? = nil, inboundRoute: String? = nil, createdAt: Date,
-        verifiedAt: Date? = nil, keys: [DKIMKeyRecord] = []
+        verifiedAt: Date? = nil, keys: [DomainKey] = []
     ) {
         self.name = name.lowercased()
         self.returnPathDomain = returnPathDomain?.lowercased()
@@ -33,12 +33,12 @@ public struct SendingDomain: Sendable, Equatable {
     }
 
     /// The keys that sign new mail.
-    public var signingKeys: [DKIMKeyRecord] { keys.filter { $0.retiredAt == nil } }
+    public var signingKeys: [DomainKey] { keys.filter { $0.retiredAt == nil } }
 }
 
 /// One DKIM key pair of a domain.
 /// - SeeAlso: RFC 6376 §3.1 (selectors), RFC 8463 (Ed25519)
-public struct DKIMKeyRecord: Sendable, Equatable {
+public struct DomainKey: Sendable, Equatable {
     public var selector: String
     /// `rsa` or `ed25519` (the `k=` tag).
     public var algorithm: String
@@ -70,7 +70,7 @@ public protocol DomainStore: Sendable {
     /// Every domain, by name.
     func domains() async throws -> [SendingDomain]
     /// Adds new keys to a domain and retires its active ones, in one transaction (a rotation).
-    func rotateKeys(of name: String, to keys: [DKIMKeyRecord], at date: Date) async throws
+    func rotateKeys(of name: String, to keys: [DomainKey], at date: Date) async throws
     /// Records the outcome of a verification: the time when it passed, nil when it did not.
     func setVerified(_ name: String, at date: Date?) async throws
 }

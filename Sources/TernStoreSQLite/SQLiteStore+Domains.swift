@@ -36,7 +36,7 @@ extension SQLiteStore {
         try await writer.read { db in try Self.domains(in: db, named: nil) }
     }
 
-    public func rotateKeys(of name: String, to keys: [DKIMKeyRecord], at date: Date) async throws {
+    public func rotateKeys(of name: String, to keys: [DomainKey], at date: Date) async throws {
         let name = name.lowercased()
         try await writer.write { db in
             guard try Row.fetchOne(db, sql: "SELECT 1 FROM domains WHERE name = ?", arguments: [name]) != nil else {
@@ -57,7 +57,7 @@ extension SQLiteStore {
         }
     }
 
-    private static func insert(_ keys: [DKIMKeyRecord], of domain: String, in db: Database) throws {
+    private static func insert(_ keys: [DomainKey], of domain: String, in db: Database) throws {
         for key in keys {
             if try Row.fetchOne(db, sql: "SELECT 1 FROM dkim_keys WHERE domain = ? AND selector = ?", arguments: [domain, key.selector]) != nil {
                 throw StoreError(.duplicate, "domain \(domain) already has a key with selector \(key.selector)")
@@ -84,12 +84,12 @@ extension SQLiteStore {
                 verifiedAt: (row["verified_at"] as Int64?).map(Date.init(millisecondsSince1970:)))
         }
         let keyFilter = name == nil ? "" : "WHERE domain = ?"
-        var keys: [String: [DKIMKeyRecord]] = [:]
+        var keys: [String: [DomainKey]] = [:]
         for row in try Row.fetchAll(
             db, sql: "SELECT * FROM dkim_keys \(keyFilter) ORDER BY created_at DESC, selector", arguments: arguments)
         {
             keys[row["domain"], default: []].append(
-                DKIMKeyRecord(
+                DomainKey(
                     selector: row["selector"], algorithm: row["algorithm"], privateKeyPEM: row["private_key"],
                     publicRecord: row["public_record"], createdAt: Date(millisecondsSince1970: row["created_at"]),
                     retiredAt: (row["retired_at"] as Int64?).map(Date.init(millisecondsSince1970:))))

@@ -20,6 +20,14 @@ struct TernConfiguration: Sendable {
     var bounces = Bounces()
     var complaints = Complaints()
     var inbound = Inbound()
+    var sending = Sending()
+
+    /// Who may send for which domain.
+    struct Sending: Sendable {
+        /// `auto`: unverified (or unknown) sending domains may send only when every listener is
+        /// on loopback (a development set-up); `true` or `false` decide it outright.
+        var allowUnverifiedDomains = "auto"
+    }
 
     /// The MX listener, where bounces, complaints, unsubscribe mail and inbound mail arrive.
     struct MX: Sendable {
@@ -29,6 +37,8 @@ struct TernConfiguration: Sendable {
         var maxMessageSize: Int?
         /// Recipients accepted per client IP and minute (Postfix's `smtpd_client_recipient_rate_limit`).
         var maxRecipientsPerMinute = 600
+        /// The host name return-path MX records must point at; `hostname` by default.
+        var hostname: String?
     }
 
     struct Domain: Sendable {
@@ -157,7 +167,7 @@ extension TernConfiguration {
     static let keys: [String] = [
         "data_dir", "hostname", "log_level",
         "smtp.submission.listen", "smtp.submission.tls_listen", "smtp.submission.allow_insecure_auth",
-        "smtp.mx.listen", "smtp.mx.max_message_size", "smtp.mx.max_recipients_per_minute",
+        "smtp.mx.listen", "smtp.mx.max_message_size", "smtp.mx.max_recipients_per_minute", "smtp.mx.hostname",
         "smtp.limits.max_message_size", "smtp.limits.max_recipients", "smtp.limits.max_command_line",
         "smtp.limits.max_text_line", "smtp.limits.max_errors", "smtp.limits.command_timeout",
         "smtp.limits.data_timeout", "smtp.limits.max_connections", "smtp.limits.max_connections_per_ip",
@@ -173,7 +183,7 @@ extension TernConfiguration {
         "tracking.placeholder",
         "domains", "bounces.verp", "complaints.addresses",
         "inbound.routes", "inbound.webhook_secret", "inbound.retry_schedule", "inbound.max_age", "inbound.timeout",
-        "inbound.max_attachment_size",
+        "inbound.max_attachment_size", "sending.allow_unverified_domains",
     ]
 
     /// Keys whose value is a mapping with free-form keys (domains), not more configuration keys.
@@ -214,6 +224,13 @@ extension TernConfiguration {
         if let value = try source.list("smtp.mx.listen") { mx.listen = value }
         mx.maxMessageSize = try source.int("smtp.mx.max_message_size", minimum: 1)
         if let value = try source.int("smtp.mx.max_recipients_per_minute", minimum: 1) { mx.maxRecipientsPerMinute = value }
+        mx.hostname = try source.string("smtp.mx.hostname")
+        if let value = try source.string("sending.allow_unverified_domains") {
+            guard ["auto", "true", "false"].contains(value.lowercased()) else {
+                throw ConfigurationError(description: "'sending.allow_unverified_domains' must be auto, true or false, got '\(value)'")
+            }
+            sending.allowUnverifiedDomains = value.lowercased()
+        }
         for (name, settings) in try source.table("domains") ?? [:] {
             domains[name.lowercased()] = Domain(returnPathDomain: settings["return_path_domain"])
         }

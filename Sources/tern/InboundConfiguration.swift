@@ -54,6 +54,7 @@ extension TernConfiguration {
         configuration.requireIdentity = false
         configuration.offerAuth = false
         configuration.checkRecipients = true
+        configuration.checkSenders = false
         return configuration
     }
 }
@@ -81,5 +82,24 @@ extension TernConfiguration {
         if let timeout = inbound.timeout { configuration.timeout = .seconds(timeout) }
         if let size = inbound.maxAttachmentSize { configuration.maxAttachmentContentBytes = size }
         return configuration
+    }
+}
+
+extension TernConfiguration {
+    /// Whether unverified sending domains may send: as configured, or (`auto`) only when every
+    /// listener is on loopback, so that a development set-up works without DNS.
+    func allowsUnverifiedDomains() throws -> Bool {
+        switch sending.allowUnverifiedDomains {
+        case "true": return true
+        case "false": return false
+        default:
+            let listeners = try submissionListeners().map(\.host) + mxListeners().map(\.host)
+                + [try ListenAddress(http.listen, key: "http.listen").host]
+            return listeners.allSatisfy(Self.isLoopbackHost)
+        }
+    }
+
+    static func isLoopbackHost(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.")
     }
 }

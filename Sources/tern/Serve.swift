@@ -36,9 +36,16 @@ struct Serve: AsyncParsableCommand {
 
         let credentials = CredentialDirectory(store: store)
         let committer = GroupCommitter(store: store, logger: Logger(label: "tern.intake"))
+        let domains = DomainDirectory(store: store, logger: Logger(label: "tern.domains"))
+        await domains.reload()
+        let allowUnverified = try configuration.allowsUnverifiedDomains()
+        if allowUnverified {
+            logger.notice("unverified sending domains may send (sending.allow_unverified_domains, or every listener on loopback)")
+        }
         let intake = Intake(
             credentials: credentials, committer: committer, hostname: configuration.hostname,
-            tracker: tracking.tracker, logger: Logger(label: "tern.intake"))
+            tracker: tracking.tracker, senders: (SenderPolicy(allowUnverifiedDomains: allowUnverified), domains),
+            logger: Logger(label: "tern.intake"))
 
         let eventLoops = MultiThreadedEventLoopGroup.singleton
         let smtp = SubmissionService(
@@ -48,7 +55,7 @@ struct Serve: AsyncParsableCommand {
             listeners: try configuration.submissionListeners(),
             logger: logger)
 
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: committer)]
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: committer), .init(service: domains)]
         if configuration.delivery.enabled {
             let resolver = try configuration.dnsResolver(group: eventLoops)
             let transport = SMTPTransport(
@@ -189,7 +196,7 @@ extension TernConfiguration {
         if let value = limits.maxConnectionsPerIP { serverLimits.maxConnectionsPerClient = value }
         return SMTPServerConfiguration(
             hostname: hostname, limits: serverLimits, tlsContext: tlsContext,
-            allowInsecureAuth: submission.allowInsecureAuth, requireIdentity: true, offerAuth: true)
+            allowInsecureAuth: submission.allowInsecureAuth, requireIdentity: true, offerAuth: true, checkSenders: true)
     }
 }
 

@@ -41,8 +41,8 @@ struct ZoneTable: DNSResolving {
     let domain = SendingDomain(
         name: "shop.example", createdAt: Date(),
         keys: [
-            DKIMKeyRecord(selector: "t2026b", algorithm: "rsa", privateKeyPEM: "", publicRecord: "v=DKIM1; k=rsa; p=NEWKEY", createdAt: Date()),
-            DKIMKeyRecord(
+            DomainKey(selector: "t2026b", algorithm: "rsa", privateKeyPEM: "", publicRecord: "v=DKIM1; k=rsa; p=NEWKEY", createdAt: Date()),
+            DomainKey(
                 selector: "t2026a", algorithm: "rsa", privateKeyPEM: "", publicRecord: "v=DKIM1; k=rsa; p=OLDKEY", createdAt: Date(),
                 retiredAt: Date()),
         ])

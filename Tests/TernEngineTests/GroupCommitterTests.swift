@@ -78,7 +78,7 @@ final class RecordingStore: Store {
     func removeDomain(named name: String) async throws -> Bool { try await inner.removeDomain(named: name) }
     func domain(named name: String) async throws -> SendingDomain? { try await inner.domain(named: name) }
     func domains() async throws -> [SendingDomain] { try await inner.domains() }
-    func rotateKeys(of name: String, to keys: [DKIMKeyRecord], at date: Date) async throws {
+    func rotateKeys(of name: String, to keys: [DomainKey], at date: Date) async throws {
         try await inner.rotateKeys(of: name, to: keys, at: date)
     }
     func setVerified(_ name: String, at date: Date?) async throws { try await inner.setVerified(name, at: date) }

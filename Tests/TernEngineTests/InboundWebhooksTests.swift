@@ -234,7 +234,6 @@ import TernStoreSQLite
         let messages = (0..<8).map { index in
             inboundMessage("Subject: \(index)\n\nbody\n", webhookURL: "http://127.0.0.1:\(server.port)/hook")
         }
-        let started = ContinuousClock.now
         try await Self.withService(messages) { store, _ in
             let deadline = ContinuousClock.now + .seconds(5)
             while try await store.inboundMessages(limit: 10).contains(where: { $0.webhook?.state != "delivered" }),
@@ -243,17 +242,18 @@ import TernStoreSQLite
                 try await Task.sleep(for: .milliseconds(20))
             }
         }
-        let elapsed = ContinuousClock.now - started
         #expect(server.requests.count == 8)
-        // maxConcurrent 4: two rounds of 300 ms, not eight.
+        // maxConcurrent 4: the server saw four posts at once, never more.
         #expect(server.maxConcurrent == 4)
-        #expect(elapsed < .milliseconds(2_000))
     }
 
     @Test func gracefulShutdownEndsRun() async throws {
         let (folder, path) = try temporaryStorePath()
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        let service = InboundWebhooks(store: try SQLiteStore(path: path), configuration: Self.configuration(), logger: Logger(label: "test"))
+        // The next poll is an hour away: the shutdown must not wait for it.
+        var configuration = Self.configuration()
+        configuration.pollInterval = .seconds(3600)
+        let service = InboundWebhooks(store: try SQLiteStore(path: path), configuration: configuration, logger: Logger(label: "test"))
         let group = ServiceGroup(services: [service], logger: Logger(label: "test"))
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
@@ -261,7 +261,8 @@ import TernStoreSQLite
             let stopping = ContinuousClock.now
             await group.triggerGracefulShutdown()
             try await tasks.waitForAll()
-            #expect(ContinuousClock.now - stopping < .seconds(1))
+            // Not a speed target: far below the poll interval it would otherwise wait out.
+            #expect(ContinuousClock.now - stopping < .seconds(60))
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import MailMessage
 import Testing
 @testable import TernEngine
 
@@ -56,6 +57,20 @@ import Testing
         let text = String(decoding: stamped.content, as: UTF8.self)
         #expect(stamped.messageID.hasPrefix("<00000000000000aa."))
         #expect(text.contains("\r\nDate: "))
+    }
+
+    /// The From value (first field, unfolded, trimmed), for the sending domain.
+    @Test(arguments: [
+        ("From: Shop <News@Shop.Example>\r\nSubject: x\r\n\r\n", "Shop <News@Shop.Example>", "shop.example"),
+        ("from:\r\n \"A, B\" <a@b.example>\r\n\r\n", "\"A, B\" <a@b.example>", "b.example"),
+        ("From: first@one.example\r\nFrom: second@two.example\r\n\r\n", "first@one.example", "one.example"),
+        ("X-From: x@y.example\r\nFromage: z@y.example\r\n\r\nFrom: body@z.example\r\n", nil, nil),
+        ("From: undisclosed\r\n\r\n", "undisclosed", nil),
+    ] as [(String, String?, String?)])
+    func readsFrom(header: String, from: String?, domain: String?) {
+        let stamped = stamper.stamp(Array(header.utf8), received: received())
+        #expect(stamped.from == from)
+        #expect(stamped.from.flatMap(MailMessage.domain(ofAddressField:)) == domain)
     }
 
     @Test func namesNoRecipientForSeveral() {

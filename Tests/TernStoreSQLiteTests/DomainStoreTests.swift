@@ -6,8 +6,8 @@ import TernStoreSQLite
 @Suite struct DomainStoreTests {
     let t0 = Date(timeIntervalSince1970: 1_800_000_000)
 
-    func key(_ selector: String, _ algorithm: String = "rsa", at date: Date) -> DKIMKeyRecord {
-        DKIMKeyRecord(
+    func key(_ selector: String, _ algorithm: String = "rsa", at date: Date) -> DomainKey {
+        DomainKey(
             selector: selector, algorithm: algorithm, privateKeyPEM: "-----BEGIN PRIVATE KEY-----\n\(selector)\n-----END PRIVATE KEY-----\n",
             publicRecord: "v=DKIM1; k=\(algorithm); p=\(selector)", createdAt: date)
     }

@@ -1,7 +1,8 @@
 import Foundation
+import MailMessage
 public import Logging
 public import NIOCore
-import SMTPCore
+public import SMTPCore
 public import SMTPNIO
 public import TernCore
 
@@ -14,18 +15,31 @@ public struct Intake: SMTPServerBackend {
     private let committer: GroupCommitter
     private let traceHeaders: TraceHeaders
     private let tracker: MessageTracker?
+    private let senders: (policy: SenderPolicy, domains: DomainDirectory)?
     private let logger: Logger
 
-    /// Without a `tracker`, messages are queued as received (plus the trace headers).
+    /// Without a `tracker`, messages are queued as received (plus the trace headers); without
+    /// `senders`, any sender may send (the server must then not check senders either).
     public init(
         credentials: CredentialDirectory, committer: GroupCommitter, hostname: String, tracker: MessageTracker? = nil,
-        logger: Logger
+        senders: (policy: SenderPolicy, domains: DomainDirectory)? = nil, logger: Logger
     ) {
         self.credentials = credentials
         self.committer = committer
         self.traceHeaders = TraceHeaders(hostname: hostname)
         self.tracker = tracker
+        self.senders = senders
         self.logger = logger
+    }
+
+    /// The envelope sender's domain against the credential's domains and the sending domains.
+    public func checkSender(_ reversePath: SMTPReversePath, identity: SMTPIdentity?, clientAddress: SocketAddress?) -> SMTPReply? {
+        guard let senders, case .mailbox(let mailbox) = reversePath, let domain = mailbox.domain else { return nil }
+        let refusal = senders.policy.refusal(
+            domain: domain, what: "Sender", credential: identity.flatMap { credentials.cachedCredential(named: $0.credentialName) },
+            owner: senders.domains.owner(of: domain))
+        if let refusal { logger.notice("refused MAIL FROM:<\(mailbox)> of \(identity?.credentialName ?? "?"): \(refusal.lines.joined())") }
+        return refusal
     }
 
     public func identity(forClientAddress address: SocketAddress?) async -> SMTPIdentity? {
@@ -57,7 +71,15 @@ public struct Intake: SMTPServerBackend {
     /// Hands the message to the group committer without a task of its own: the SMTP
     /// session's event loop hears back through `completion`.
     public func commit(_ received: SMTPReceivedMessage, completion: @escaping @Sendable (Result<String, any Error>) -> Void) {
-        let message = queuedMessage(received, now: Date())
+        let (message, fromHeaderDomain) = prepared(received, now: Date())
+        if let senders, let from = fromHeaderDomain {
+            let credential = received.identity.flatMap { credentials.cachedCredential(named: $0.credentialName) }
+            if let refusal = senders.policy.refusal(domain: from, what: "From", credential: credential, owner: senders.domains.owner(of: from)) {
+                logger.notice("refused message from \(from) of \(received.identity?.credentialName ?? "?"): \(refusal.lines.joined())")
+                completion(.failure(SMTPBackendRefusal(refusal)))
+                return
+            }
+        }
         let messages = tracker?.track(message) ?? [message]
         let logger = self.logger
         committer.commit(messages) { result in
@@ -79,6 +101,11 @@ public struct Intake: SMTPServerBackend {
 
     /// Builds the message to commit: ids, trace headers, one recipient row per forward path.
     func queuedMessage(_ received: SMTPReceivedMessage, now: Date) -> QueuedMessage {
+        prepared(received, now: now).message
+    }
+
+    /// The message to commit, and the domain of its `From` field (nil without one).
+    func prepared(_ received: SMTPReceivedMessage, now: Date) -> (message: QueuedMessage, fromHeaderDomain: String?) {
         let id = MessageID.next()
         let clientIP = received.clientAddress?.ipAddress
         let stamped = traceHeaders.stamp(
@@ -87,11 +114,14 @@ public struct Intake: SMTPServerBackend {
                 heloName: received.heloName, clientIP: clientIP, protocolName: received.protocolName,
                 queueID: id.description,
                 singleRecipient: received.recipients.count == 1 ? received.recipients[0] : nil, date: now))
-        return QueuedMessage(
+        let fromHeaderDomain = stamped.from.flatMap(MailMessage.domain(ofAddressField:))
+        let message = QueuedMessage(
             id: id, messageIDHeader: stamped.messageID, mailFrom: received.mailFrom,
             recipients: received.recipients.map { QueuedRecipient(id: .next(), address: $0) },
             content: stamped.content, credential: received.identity?.credentialName, clientIP: clientIP,
             receivedAt: now, eightBitMIME: received.eightBitMIME || stamped.content.contains { $0 >= 0x80 },
-            smtpUTF8: received.smtpUTF8)
+            smtpUTF8: received.smtpUTF8,
+            fromDomain: fromHeaderDomain ?? VERPReturnPath.domain(of: received.mailFrom))
+        return (message, fromHeaderDomain)
     }
 }

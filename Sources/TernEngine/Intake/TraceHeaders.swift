@@ -23,6 +23,8 @@ public struct TraceHeaders: Sendable {
         public var content: [UInt8]
         /// The `Message-ID` value (with angle brackets), found or added.
         public var messageID: String
+        /// The unfolded value of the first `From` field, if any.
+        public var from: String?
     }
 
     public struct Received: Sendable {
@@ -71,7 +73,7 @@ public struct TraceHeaders: Sendable {
         var result = Array(prefix.utf8)
         result.reserveCapacity(result.count + content.count)
         result.append(contentsOf: content)
-        return Stamped(content: result, messageID: messageID)
+        return Stamped(content: result, messageID: messageID, from: fields.from)
     }
 
     /// Keeps a client-supplied word from breaking the header: printable, no spaces or CR/LF.
@@ -100,28 +102,34 @@ extension Date {
 }
 
 /// The few facts intake needs from the header section, found without parsing MIME:
-/// whether `Date` is present and the `Message-ID` value.
+/// whether `Date` is present, the `Message-ID` value and the `From` value.
 ///
 /// Runs once per accepted message, so it compares field names in place instead of
 /// building strings for them.
 struct HeaderScan {
     var hasDate = false
     var messageID: String?
+    var from: String?
 
     init(_ content: some Collection<UInt8>) {
         var index = content.startIndex
-        // The unfolded value of the Message-ID field while it is being read.
-        var messageIDValue: [UInt8]? = nil
+        // The unfolded value of the Message-ID or From field while it is being read.
+        var value: [UInt8]? = nil
+        var reading = NameMatcher.Match.other
 
         func finishField() {
-            guard let value = messageIDValue else { return }
-            messageIDValue = nil
-            guard messageID == nil else { return }
+            guard let collected = value else { return }
+            value = nil
             let isBlank = { (byte: UInt8) in byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
-            guard let first = value.firstIndex(where: { !isBlank($0) }), let last = value.lastIndex(where: { !isBlank($0) }) else {
+            guard let first = collected.firstIndex(where: { !isBlank($0) }), let last = collected.lastIndex(where: { !isBlank($0) }) else {
                 return
             }
-            messageID = String(decoding: value[first...last], as: UTF8.self)
+            let text = String(decoding: collected[first...last], as: UTF8.self)
+            switch reading {
+            case .messageID where messageID == nil: messageID = text
+            case .from where from == nil: from = text
+            default: break
+            }
         }
 
         var atLineStart = true
@@ -149,9 +157,10 @@ struct HeaderScan {
                 guard index != content.endIndex, content[index] == UInt8(ascii: ":") else {
                     break  // not a header line: the header section has ended
                 }
-                switch name.match {
+                reading = name.match
+                switch reading {
                 case .date: hasDate = true
-                case .messageID: messageIDValue = []
+                case .messageID, .from: value = []
                 case .other: break
                 }
                 index = content.index(after: index)
@@ -160,24 +169,26 @@ struct HeaderScan {
             if byte == UInt8(ascii: "\n") {
                 atLineStart = true
             } else if byte != UInt8(ascii: "\r") {
-                messageIDValue?.append(byte)
+                value?.append(byte)
             }
             index = content.index(after: index)
         }
         finishField()
     }
 
-    /// Matches a field name against `Date` and `Message-ID`, case-insensitively and
+    /// Matches a field name against `Date`, `Message-ID` and `From`, case-insensitively and
     /// ignoring surrounding blanks, one octet at a time.
     private struct NameMatcher {
-        enum Match { case date, messageID, other }
+        enum Match { case date, messageID, from, other }
 
         private static let date = Array("date".utf8)
         private static let messageID = Array("message-id".utf8)
+        private static let from = Array("from".utf8)
 
         private var position = 0
         private var couldBeDate = true
         private var couldBeMessageID = true
+        private var couldBeFrom = true
         private var trailingBlank = false
 
         mutating func feed(_ byte: UInt8) {
@@ -185,20 +196,23 @@ struct HeaderScan {
                 if position > 0 { trailingBlank = true }
                 return
             }
-            if trailingBlank {  // a blank inside the name: neither field
+            if trailingBlank {  // a blank inside the name: none of the fields
                 couldBeDate = false
                 couldBeMessageID = false
+                couldBeFrom = false
                 return
             }
             let lower = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
             couldBeDate = couldBeDate && position < Self.date.count && Self.date[position] == lower
             couldBeMessageID = couldBeMessageID && position < Self.messageID.count && Self.messageID[position] == lower
+            couldBeFrom = couldBeFrom && position < Self.from.count && Self.from[position] == lower
             position += 1
         }
 
         var match: Match {
             if couldBeDate && position == Self.date.count { return .date }
             if couldBeMessageID && position == Self.messageID.count { return .messageID }
+            if couldBeFrom && position == Self.from.count { return .from }
             return .other
         }
     }

@@ -69,7 +69,7 @@ public struct MessageTracker: Sendable {
     public func track(_ message: QueuedMessage) -> [QueuedMessage] {
         let header = MailMessage(Self.headerSection(of: message.content))
         var message = message
-        message.fromDomain = header.fromDomain ?? Self.domain(of: message.mailFrom)
+        if message.fromDomain.isEmpty { message.fromDomain = header.fromDomain ?? Self.domain(of: message.mailFrom) }
         let control = header.header.value(Self.controlHeader)
         let features = features(credential: message.credential, control: control)
         guard !features.isEmpty else {
