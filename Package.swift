@@ -64,6 +64,14 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "DKIM",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
             name: "TernCore",
             dependencies: [
                 .product(name: "NIOCore", package: "swift-nio"),
