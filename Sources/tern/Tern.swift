@@ -12,7 +12,7 @@ struct Tern: AsyncParsableCommand {
         abstract: "Tern: email delivery — SMTP submission, durable queue, delivery and tracking.",
         subcommands: [
             Serve.self, CredentialCommand.self, Stats.self, MessageCommand.self, QueueCommand.self, SuppressionCommand.self,
-            InboundCommand.self, ReportCommand.self,
+            InboundCommand.self, ReportCommand.self, DomainCommand.self,
         ]
     )
 }
