@@ -96,6 +96,7 @@ let package = Package(
                 "TernCore",
                 "MailMessage",
                 "MailReports",
+                "DKIM",
                 "TernDNS",
                 "SMTPCore",
                 "SMTPNIO",

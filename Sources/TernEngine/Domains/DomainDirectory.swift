@@ -1,3 +1,4 @@
+public import DKIM
 import Foundation
 public import Logging
 public import ServiceLifecycle
@@ -14,7 +15,7 @@ public final class DomainDirectory: Service, Sendable {
     private let store: any DomainStore
     private let refreshInterval: Duration
     private let logger: Logger
-    private let state = Mutex<[String: SendingDomain]>([:])
+    private let state = Mutex<(domains: [String: SendingDomain], signers: [String: [DKIMSigner]])>(([:], [:]))
 
     public init(store: any DomainStore, refreshInterval: Duration = DomainDirectory.defaultRefreshInterval, logger: Logger) {
         self.store = store
@@ -26,7 +27,25 @@ public final class DomainDirectory: Service, Sendable {
     public func reload() async {
         do {
             let domains = try await store.domains()
-            state.withLock { $0 = Dictionary(uniqueKeysWithValues: domains.map { ($0.name, $0) }) }
+            let old = state.withLock { $0 }
+            var signers: [String: [DKIMSigner]] = [:]
+            for domain in domains {
+                // Keys are parsed once per change, not per message.
+                if let previous = old.domains[domain.name], previous.signingKeys == domain.signingKeys {
+                    signers[domain.name] = old.signers[domain.name]
+                    continue
+                }
+                signers[domain.name] = domain.signingKeys.compactMap { key in
+                    do {
+                        return try DKIMSigner(domain: domain.name, selector: key.selector, key: try DKIMPrivateKey(pemRepresentation: key.privateKeyPEM))
+                    } catch {
+                        logger.error("DKIM key \(key.selector) of \(domain.name) cannot sign: \(error)")
+                        return nil
+                    }
+                }
+            }
+            let byName = Dictionary(uniqueKeysWithValues: domains.map { ($0.name, $0) })
+            state.withLock { $0 = (byName, signers) }
         } catch {
             logger.error("cannot read the sending domains: \(error)")
         }
@@ -44,7 +63,7 @@ public final class DomainDirectory: Service, Sendable {
     /// The domain `name` belongs to: itself, or the nearest parent that is a sending domain
     /// (mail from `news.example.com` belongs to `example.com`, as DMARC's relaxed alignment has it).
     public func owner(of name: String) -> SendingDomain? {
-        let domains = state.withLock { $0 }
+        let domains = state.withLock { $0.domains }
         var candidate = Substring(name.lowercased())
         while !candidate.isEmpty {
             if let domain = domains[String(candidate)] { return domain }
@@ -52,5 +71,12 @@ public final class DomainDirectory: Service, Sendable {
             candidate = candidate[candidate.index(after: dot)...]
         }
         return nil
+    }
+
+    /// The signers of the sending domain mail from `name` belongs to (`d=` is that domain,
+    /// which aligns with a `From` in it or below it); empty when it has no keys.
+    public func signers(for name: String) -> [DKIMSigner] {
+        guard let owner = owner(of: name) else { return [] }
+        return state.withLock { $0.signers[owner.name] ?? [] }
     }
 }

@@ -1,3 +1,4 @@
+import DKIM
 import Foundation
 import MailMessage
 public import Logging
@@ -81,18 +82,52 @@ public struct Intake: SMTPServerBackend {
             }
         }
         let messages = tracker?.track(message) ?? [message]
+        let signers = senders?.domains.signers(for: message.fromDomain) ?? []
+        guard !signers.isEmpty else {
+            commit(messages, id: message.id, completion: completion)
+            return
+        }
+        // RSA signing takes about a millisecond: off the event loop, in parallel with other sessions.
+        let logger = self.logger
+        Self.signing.async { [self] in
+            let signed = messages.map { Self.signed($0, by: signers, logger: logger) }
+            commit(signed, id: message.id, completion: completion)
+        }
+    }
+
+    /// Where DKIM signatures are computed.
+    static let signing = DispatchQueue(label: "tern.dkim", attributes: .concurrent)
+
+    /// `message` with a `DKIM-Signature` field from each signer in front (the last signer's
+    /// on top). A message that cannot be signed is queued unsigned, and the reason logged.
+    static func signed(_ message: QueuedMessage, by signers: [DKIMSigner], logger: Logger) -> QueuedMessage {
+        var fields = ""
+        for signer in signers {
+            do {
+                fields = try signer.sign(message: message.content, timestamp: message.receivedAt) + fields
+            } catch {
+                logger.warning("message \(message.id) is not signed by \(signer.selector)._domainkey.\(signer.domain): \(error)")
+            }
+        }
+        guard !fields.isEmpty else { return message }
+        var message = message
+        message.content = Array(fields.utf8) + message.content
+        return message
+    }
+
+    private func commit(_ messages: [QueuedMessage], id: MessageID, completion: @escaping @Sendable (Result<String, any Error>) -> Void) {
         let logger = self.logger
         committer.commit(messages) { result in
             switch result {
             case .success:
-                logger.debug("queued \(message.id) from <\(message.mailFrom)> for \(message.recipients.count) recipient(s) as \(messages.count) message(s)")
-                completion(.success(message.id.description))
+                logger.debug("queued \(id) as \(messages.count) message(s)")
+                completion(.success(id.description))
             case .failure(let error as StoreError) where error.code == .insufficientStorage:
-                logger.error("could not queue message \(message.id): \(error)")
+                logger.error("could not queue message \(id): \(error)")
                 completion(.failure(SMTPBackendRefusal(
                     SMTPReply(code: 452, EnhancedStatusCode(class: 4, subject: 3, detail: 1), "Insufficient system storage, try again later"))))
             case .failure(let error):
-                logger.error("could not queue message \(message.id): \(error)")
+                logger.error("could not queue message \(id): \(error)")
                 completion(.failure(SMTPBackendRefusal(
                     SMTPReply(code: 451, EnhancedStatusCode(class: 4, subject: 3, detail: 0), "Could not queue the message, try again later"))))
             }
