@@ -234,6 +234,7 @@ def test_complaint_and_mailto_unsubscribe(make_server: ServerFactory, sink: Sink
     # Unsubscribe by mail: to the mailto: address of the List-Unsubscribe header of the copy.
     frank = "frank@example.net"
     queue_id2, _, copy2 = send_and_deliver(server, cred, sink, frank, "u1-" + uuid.uuid4().hex)
+    wait_event(server, queue_id2, frank, "sent")
     header = email.message_from_bytes(copy2, policy=email.policy.default)["List-Unsubscribe"]
     (mailto,) = re.findall(r"<mailto:([^>]+)>", str(header))
     assert re.fullmatch(rf"unsubscribe\+[a-z2-7]{{39,44}}@{re.escape(RETURN_PATH)}", mailto), mailto
