@@ -19,6 +19,8 @@
 #   SKIP_BUILD=1    use the existing release build
 #   TERN_SCRATCH_PATH  build in this SwiftPM scratch path instead of .build (e.g. not to
 #                   contend with another build's lock)
+#   TERN_DKIM=rsa|dual  sign every message: example.com (smtp-source's From domain) gets an
+#                   RSA-2048 key (dual: and an Ed25519 one) with `tern domain add` [off]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REPO=$(pwd)
@@ -76,6 +78,12 @@ YAML
 # The IP credential first: a running server re-reads credentials only every few seconds.
 "$BIN" credential add bench --network 127.0.0.0/8 --config "$WORK/tern.yaml" >/dev/null \
   || die "credential add failed"
+case "${TERN_DKIM:-off}" in
+  off) ;;
+  rsa) "$BIN" domain add example.com --config "$WORK/tern.yaml" >/dev/null || die "domain add failed" ;;
+  dual) "$BIN" domain add example.com --ed25519 --config "$WORK/tern.yaml" >/dev/null || die "domain add failed" ;;
+  *) die "TERN_DKIM must be off, rsa or dual" ;;
+esac
 "$BIN" serve --config "$WORK/tern.yaml" >"$WORK/tern.log" 2>&1 &
 TERN_PID=$!
 for i in $(seq 1 300); do
