@@ -30,6 +30,11 @@ struct DomainCommand: AsyncParsableCommand {
             if let track, TrackingFeatures(list: track) == nil {
                 throw ValidationError("--track must list opens, clicks, unsubscribe (or be all or none)")
             }
+            if let route = inboundRoute, route.lowercased() != "store" {
+                guard let url = URL(string: route), ["http", "https"].contains(url.scheme?.lowercased() ?? ""), url.host != nil else {
+                    throw ValidationError("--inbound-route must be an http(s) URL or 'store'")
+                }
+            }
             let configuration = try options.load()
             let now = Date()
             let domain = SendingDomain(

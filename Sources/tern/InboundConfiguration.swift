@@ -7,18 +7,20 @@ import TernEngine
 
 extension TernConfiguration {
     /// The return-path domain of each configured sending domain.
-    func returnPaths() -> ReturnPaths {
+    /// With `directory`, the return-path domains of the sending domains in the store count too.
+    func returnPaths(_ directory: DomainDirectory? = nil) -> ReturnPaths {
         var overrides: [String: String] = [:]
         for (name, domain) in domains {
             if let returnPath = domain.returnPathDomain, !returnPath.isEmpty { overrides[name] = returnPath }
         }
-        return ReturnPaths(overrides: overrides)
+        guard let directory else { return ReturnPaths(overrides: overrides) }
+        return ReturnPaths(overrides: overrides, lookup: { directory.returnPathDomain(for: $0) })
     }
 
     /// The addresses the MX takes mail for: every configured sending domain's return-path
     /// domain, the feedback addresses, VERP and unsubscribe addresses with valid tokens,
     /// and the inbound routes.
-    func inboundAddressBook(keys: TrackingKeys) throws -> InboundAddressBook {
+    func inboundAddressBook(keys: TrackingKeys, directory: DomainDirectory) throws -> InboundAddressBook {
         let returnPaths = self.returnPaths()
         var routes: [InboundAddressBook.InboundRoute] = []
         for (pattern, target) in inbound.routes {
@@ -39,7 +41,8 @@ extension TernConfiguration {
         }
         return InboundAddressBook(
             keys: keys, returnPathDomains: Set(domains.keys.map { returnPaths.domain(forSendingDomain: $0) }),
-            feedbackAddresses: complaints.addresses, routes: routes)
+            feedbackAddresses: complaints.addresses, routes: routes, isReturnPathDomain: { directory.isReturnPathDomain($0) },
+            storedRoute: { directory.inboundRoute(for: $0) })
     }
 
     func mxListeners() throws -> [SMTPListenerAddress] {

@@ -32,12 +32,12 @@ struct Serve: AsyncParsableCommand {
         let store = try SQLiteStore(path: configuration.databasePath)
         let secret = try folder.signingSecret()
         let keys = try configuration.trackingKeys(currentSecret: secret)
-        let tracking = try TrackingWiring(configuration: configuration, keys: keys, store: store)
+        let domains = DomainDirectory(store: store, logger: Logger(label: "tern.domains"))
+        await domains.reload()
+        let tracking = try TrackingWiring(configuration: configuration, keys: keys, store: store, domains: domains)
 
         let credentials = CredentialDirectory(store: store)
         let committer = GroupCommitter(store: store, logger: Logger(label: "tern.intake"))
-        let domains = DomainDirectory(store: store, logger: Logger(label: "tern.domains"))
-        await domains.reload()
         let allowUnverified = try configuration.allowsUnverifiedDomains()
         if allowUnverified {
             logger.notice("unverified sending domains may send (sending.allow_unverified_domains, or every listener on loopback)")
@@ -63,7 +63,7 @@ struct Serve: AsyncParsableCommand {
                 logger: Logger(label: "tern.delivery"))
             var deliveryConfiguration = try configuration.deliveryConfiguration(node: try folder.nodeID())
             if configuration.bounces.verp {
-                deliveryConfiguration.returnPath = VERPReturnPath(keys: keys, returnPaths: configuration.returnPaths())
+                deliveryConfiguration.returnPath = VERPReturnPath(keys: keys, returnPaths: configuration.returnPaths(domains))
             }
             let delivery = DeliveryService(
                 store: store, transport: transport, configuration: deliveryConfiguration,
@@ -94,7 +94,7 @@ struct Serve: AsyncParsableCommand {
             logger: Logger(label: "tern.http"))
 
         // The MX: reports are read by the report service, inbound mail is posted to its route.
-        let addressBook = try configuration.inboundAddressBook(keys: keys)
+        let addressBook = try configuration.inboundAddressBook(keys: keys, directory: domains)
         services.append(.init(service: ReportService(
             reader: ReportReader(keys: keys, addresses: addressBook, store: store), store: store,
             logger: Logger(label: "tern.reports"))))
@@ -142,14 +142,14 @@ struct TrackingWiring {
     let routes: TrackingRoutes
     let tracker: MessageTracker
 
-    init(configuration: TernConfiguration, keys: TrackingKeys, store: any Store) throws {
+    init(configuration: TernConfiguration, keys: TrackingKeys, store: any Store, domains: DomainDirectory) throws {
         let links = LinkTable(store: store)
         let defaults = try configuration.trackingDefaults()
         tracker = MessageTracker(
             configuration: MessageTracker.Configuration(
                 defaultFeatures: defaults.all, perCredential: defaults.perCredential,
                 publicURL: configuration.http.publicURL, placeholder: configuration.tracking.placeholder,
-                returnPaths: configuration.returnPaths()),
+                returnPaths: configuration.returnPaths(domains), domainFeatures: { domains.trackingFeatures(for: $0) }),
             keys: keys, logger: Logger(label: "tern.tracking"),
             rememberLinks: { message, targets in links.remember(targets, of: message) })
         routes = TrackingRoutes(

@@ -15,7 +15,7 @@ public final class DomainDirectory: Service, Sendable {
     private let store: any DomainStore
     private let refreshInterval: Duration
     private let logger: Logger
-    private let state = Mutex<(domains: [String: SendingDomain], signers: [String: [DKIMSigner]])>(([:], [:]))
+    private let state = Mutex<(domains: [String: SendingDomain], signers: [String: [DKIMSigner]], returnPaths: Set<String>)>(([:], [:], []))
 
     public init(store: any DomainStore, refreshInterval: Duration = DomainDirectory.defaultRefreshInterval, logger: Logger) {
         self.store = store
@@ -45,7 +45,8 @@ public final class DomainDirectory: Service, Sendable {
                 }
             }
             let byName = Dictionary(uniqueKeysWithValues: domains.map { ($0.name, $0) })
-            state.withLock { $0 = (byName, signers) }
+            let returnPaths = Set(domains.map { $0.returnPathDomain ?? "bounces." + $0.name })
+            state.withLock { $0 = (byName, signers, returnPaths) }
         } catch {
             logger.error("cannot read the sending domains: \(error)")
         }
@@ -71,6 +72,27 @@ public final class DomainDirectory: Service, Sendable {
             candidate = candidate[candidate.index(after: dot)...]
         }
         return nil
+    }
+
+    /// The return-path domain the store gives the sending domain `name` belongs to, if any.
+    public func returnPathDomain(for name: String) -> String? {
+        owner(of: name)?.returnPathDomain
+    }
+
+    /// What the sending domain `name` belongs to tracks, when the store says.
+    public func trackingFeatures(for name: String) -> TrackingFeatures? {
+        owner(of: name)?.track.flatMap(TrackingFeatures.init(list:))
+    }
+
+    /// The inbound route the store gives the domain `name` (exactly), if any.
+    public func inboundRoute(for name: String) -> InboundAddressBook.InboundRoute? {
+        guard let route = state.withLock({ $0.domains[name.lowercased()]?.inboundRoute }) else { return nil }
+        return InboundAddressBook.InboundRoute(pattern: name, webhookURL: route.lowercased() == "store" ? nil : route)
+    }
+
+    /// Whether `name` is the return-path domain of a sending domain in the store.
+    public func isReturnPathDomain(_ name: String) -> Bool {
+        state.withLock { $0.returnPaths.contains(name.lowercased()) }
     }
 
     /// The signers of the sending domain mail from `name` belongs to (`d=` is that domain,

@@ -46,16 +46,26 @@ public struct InboundAddressBook: Sendable {
 
     private let keys: TrackingKeys
     private let returnPathDomains: Set<String>
+    private let isReturnPathDomain: @Sendable (String) -> Bool
+    private let storedRoute: @Sendable (String) -> InboundRoute?
     private let feedbackAddresses: Set<String>
     private let addressRoutes: [String: InboundRoute]
     private let domainRoutes: [String: InboundRoute]
     private let subdomainRoutes: [String: InboundRoute]
 
-    public init(keys: TrackingKeys, returnPathDomains: Set<String>, feedbackAddresses: [String], routes: [InboundRoute]) {
+    /// `isReturnPathDomain` adds return-path domains known at the moment of asking (the
+    /// sending domains in the store), to the configured `returnPathDomains`.
+    public init(
+        keys: TrackingKeys, returnPathDomains: Set<String>, feedbackAddresses: [String], routes: [InboundRoute],
+        isReturnPathDomain: @escaping @Sendable (String) -> Bool = { _ in false },
+        storedRoute: @escaping @Sendable (String) -> InboundRoute? = { _ in nil }
+    ) {
+        self.storedRoute = storedRoute
         self.keys = keys
         let domains = Set(returnPathDomains.map { $0.lowercased() })
         self.returnPathDomains = domains
-        self.feedbackAddresses = Set(feedbackAddresses.map { $0.lowercased() } + domains.map { "\(Self.feedbackLocalPart)@\($0)" })
+        self.isReturnPathDomain = isReturnPathDomain
+        self.feedbackAddresses = Set(feedbackAddresses.map { $0.lowercased() })
         var addressRoutes: [String: InboundRoute] = [:]
         var domainRoutes: [String: InboundRoute] = [:]
         var subdomainRoutes: [String: InboundRoute] = [:]
@@ -90,8 +100,10 @@ public struct InboundAddressBook: Sendable {
         }
         let address = local + "@" + domain
         if feedbackAddresses.contains(address) { return .feedback }
-        if returnPathDomains.contains(domain) { return .bounce(nil) }
-        if let route = addressRoutes[address] ?? domainRoutes[domain] { return .inbound(route) }
+        if returnPathDomains.contains(domain) || isReturnPathDomain(domain) {
+            return local == Self.feedbackLocalPart ? .feedback : .bounce(nil)
+        }
+        if let route = addressRoutes[address] ?? domainRoutes[domain] ?? storedRoute(domain) { return .inbound(route) }
         var parent = Substring(domain)
         while let dot = parent.firstIndex(of: ".") {
             parent = parent[parent.index(after: dot)...]

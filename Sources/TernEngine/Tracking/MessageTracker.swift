@@ -21,12 +21,17 @@ public struct MessageTracker: Sendable {
         public var placeholder: String
         /// Where the unsubscribe `mailto:` address of each sending domain is.
         public var returnPaths: ReturnPaths
+        /// What a sending domain tracks when the message and its credential do not say
+        /// (the store's `tern domain add --track`); nil: `defaultFeatures`.
+        public var domainFeatures: @Sendable (String) -> TrackingFeatures?
 
         public init(
             defaultFeatures: TrackingFeatures = [], perCredential: [String: TrackingFeatures] = [:], publicURL: String,
-            placeholder: String = MessageTracker.defaultPlaceholder, returnPaths: ReturnPaths = ReturnPaths()
+            placeholder: String = MessageTracker.defaultPlaceholder, returnPaths: ReturnPaths = ReturnPaths(),
+            domainFeatures: @escaping @Sendable (String) -> TrackingFeatures? = { _ in nil }
         ) {
             self.returnPaths = returnPaths
+            self.domainFeatures = domainFeatures
             self.defaultFeatures = defaultFeatures
             self.perCredential = perCredential
             self.publicURL = publicURL.hasSuffix("/") ? String(publicURL.dropLast()) : publicURL
@@ -55,13 +60,15 @@ public struct MessageTracker: Sendable {
         self.rememberLinks = rememberLinks
     }
 
-    /// What to track for a message of `credential` whose control header says `control`.
-    func features(credential: String?, control: String?) -> TrackingFeatures {
+    /// What to track for a message of `credential` from `domain` whose control header says
+    /// `control`: the header, else the credential's entry, else the domain's, else the default.
+    func features(credential: String?, domain: String = "", control: String?) -> TrackingFeatures {
         if let control {
             if let features = TrackingFeatures(list: control) { return features }
             logger.warning("ignoring \(Self.controlHeader): '\(control)' (use opens, clicks, unsubscribe, all or none)")
         }
-        return credential.flatMap { configuration.perCredential[$0] } ?? configuration.defaultFeatures
+        return credential.flatMap { configuration.perCredential[$0] } ?? configuration.domainFeatures(domain)
+            ?? configuration.defaultFeatures
     }
 
     /// The messages to commit for `message`: itself (with its sending domain filled in and the
@@ -71,7 +78,7 @@ public struct MessageTracker: Sendable {
         var message = message
         if message.fromDomain.isEmpty { message.fromDomain = header.fromDomain ?? Self.domain(of: message.mailFrom) }
         let control = header.header.value(Self.controlHeader)
-        let features = features(credential: message.credential, control: control)
+        let features = features(credential: message.credential, domain: message.fromDomain, control: control)
         guard !features.isEmpty else {
             guard control != nil else { return [message] }
             if let rewritten = rewrite(message, TrackingOptions(removedHeaderFields: [Self.controlHeader])) {
