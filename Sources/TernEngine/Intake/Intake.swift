@@ -81,26 +81,46 @@ public struct Intake: SMTPServerBackend {
                 return
             }
         }
-        let messages = tracker?.track(message) ?? [message]
+        let id = message.id
         let signers = senders?.domains.signers(for: message.fromDomain) ?? []
         guard !signers.isEmpty else {
-            commit(messages, id: message.id, completion: completion)
+            commit(tracker?.track(message) ?? [message], id: id, completion: completion)
             return
         }
+        // The batch owns the only reference to each content, so that the signature goes in
+        // front in place, without a second copy of a large message.
+        let batch = SigningBatch(consume message, tracker: tracker)
         // RSA signing takes about a millisecond: off the event loop, in parallel with other sessions.
         let logger = self.logger
         Self.signing.async { [self] in
-            let signed = messages.map { Self.signed($0, by: signers, logger: logger) }
-            commit(signed, id: message.id, completion: completion)
+            for index in batch.messages.indices { Self.sign(&batch.messages[index], by: signers, logger: logger) }
+            commit(batch.messages, id: id, completion: completion)
+        }
+    }
+
+    /// The messages of one submission while they are signed, owned by nothing else.
+    final class SigningBatch: @unchecked Sendable {
+        /// Touched by one thread at a time: built on the event loop, then handed to the
+        /// signing queue, which alone uses it after that.
+        var messages: [QueuedMessage]
+
+        init(_ message: consuming QueuedMessage, tracker: MessageTracker?) {
+            if let tracker {
+                messages = tracker.track(message)
+            } else {
+                messages = [message]
+            }
         }
     }
 
     /// Where DKIM signatures are computed.
     static let signing = DispatchQueue(label: "tern.dkim", attributes: .concurrent)
 
-    /// `message` with a `DKIM-Signature` field from each signer in front (the last signer's
-    /// on top). A message that cannot be signed is queued unsigned, and the reason logged.
-    static func signed(_ message: QueuedMessage, by signers: [DKIMSigner], logger: Logger) -> QueuedMessage {
+    /// Puts a `DKIM-Signature` field from each signer in front of `message` (the last
+    /// signer's on top). The body is hashed where it lies, and the fields are inserted in
+    /// place (intake reserves room for them). A message that cannot be signed is queued
+    /// unsigned, and the reason logged.
+    static func sign(_ message: inout QueuedMessage, by signers: [DKIMSigner], logger: Logger) {
         var fields = ""
         for signer in signers {
             do {
@@ -109,10 +129,8 @@ public struct Intake: SMTPServerBackend {
                 logger.warning("message \(message.id) is not signed by \(signer.selector)._domainkey.\(signer.domain): \(error)")
             }
         }
-        guard !fields.isEmpty else { return message }
-        var message = message
-        message.content = Array(fields.utf8) + message.content
-        return message
+        guard !fields.isEmpty else { return }
+        message.content.insert(contentsOf: fields.utf8, at: 0)
     }
 
     private func commit(_ messages: [QueuedMessage], id: MessageID, completion: @escaping @Sendable (Result<String, any Error>) -> Void) {

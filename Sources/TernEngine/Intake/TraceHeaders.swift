@@ -71,7 +71,8 @@ public struct TraceHeaders: Sendable {
             prefix += "Date: \(Self.rfc5322Date(received.date))\r\n"
         }
         var result = Array(prefix.utf8)
-        result.reserveCapacity(result.count + content.count)
+        // Room for the DKIM-Signature fields signing puts in front, so that they go in place.
+        result.reserveCapacity(result.count + content.count + Self.signatureRoom)
         result.append(contentsOf: content)
         return Stamped(content: result, messageID: messageID, from: fields.from)
     }
@@ -83,6 +84,10 @@ public struct TraceHeaders: Sendable {
         }.prefix(255))
         return cleaned.isEmpty ? empty : cleaned
     }
+
+    /// Octets reserved in front of the content for DKIM signatures: an RSA-2048 field is
+    /// about 600, an Ed25519 one about 350.
+    static let signatureRoom = 2048
 
     /// `Sun, 29 Nov 2026 02:20:00 +0000` (RFC 5322 §3.3).
     public static func rfc5322Date(_ date: Date) -> String {
