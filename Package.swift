@@ -187,6 +187,14 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "DKIMTests",
+            dependencies: [
+                "DKIM",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ]
+        ),
+        .testTarget(
             name: "TernCoreTests",
             dependencies: ["TernCore"]
         ),
