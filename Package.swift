@@ -150,6 +150,16 @@ let package = Package(
             path: "Benchmarks/ReportBenchmark",
             swiftSettings: strict
         ),
+        .executableTarget(
+            name: "DKIMBenchmark",
+            dependencies: [
+                "DKIM",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ],
+            path: "Benchmarks/DKIMBenchmark",
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "SMTPCoreTests",
             dependencies: [
