@@ -151,6 +151,16 @@ let package = Package(
             path: "Benchmarks/ReportBenchmark",
             swiftSettings: strict
         ),
+        .executableTarget(
+            name: "DKIMBenchmark",
+            dependencies: [
+                "DKIM",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ],
+            path: "Benchmarks/DKIMBenchmark",
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "SMTPCoreTests",
             dependencies: [
@@ -185,6 +195,14 @@ let package = Package(
                 "TernDNS",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "DKIMTests",
+            dependencies: [
+                "DKIM",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
             ]
         ),
         .testTarget(

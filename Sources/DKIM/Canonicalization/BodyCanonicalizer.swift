@@ -1,3 +1,11 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Where canonical body bytes go: a hash, or an array in tests.
 protocol CanonicalBodySink {
     mutating func write(_ bytes: UnsafeRawBufferPointer)
@@ -139,8 +147,39 @@ struct BodyCanonicalizer: Sendable {
             }
             lineHasContent = true
             i += 1
+            i = relaxed ? Self.relaxedContentEnd(chunk, from: i) : Self.simpleContentEnd(chunk, from: i)
         }
         write(UnsafeRawBufferPointer(rebasing: chunk[runStart..<n]), into: &sink)
+    }
+
+    /// After a content byte: the end of the bytes that relaxed canonicalisation keeps as they are,
+    /// that is bytes above SP, control bytes other than CR and HTAB, and single SPs between them.
+    @inline(__always)
+    private static func relaxedContentEnd(_ chunk: UnsafeRawBufferPointer, from start: Int) -> Int {
+        let n = chunk.count
+        var i = start
+        while i < n {
+            let b = chunk[i]
+            if b > ASCII.sp {
+                i += 1
+            } else if b == ASCII.sp {
+                guard i + 1 < n, chunk[i + 1] > ASCII.sp else { return i }
+                i += 2
+            } else if b == ASCII.cr || b == ASCII.tab {
+                return i
+            } else {
+                i += 1
+            }
+        }
+        return n
+    }
+
+    /// After a content byte: the next CR, where simple canonicalisation may have to act.
+    @inline(__always)
+    private static func simpleContentEnd(_ chunk: UnsafeRawBufferPointer, from start: Int) -> Int {
+        guard start < chunk.count, let base = chunk.baseAddress else { return chunk.count }
+        guard let found = memchr(base + start, Int32(ASCII.cr), chunk.count - start) else { return chunk.count }
+        return UnsafeRawPointer(found) - base
     }
 
     /// Ends the body: a last line without CRLF gets one; the empty lines at the end are dropped;

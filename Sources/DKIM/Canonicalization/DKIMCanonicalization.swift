@@ -29,7 +29,7 @@ enum HeaderCanonicalization {
     ///
     /// - Parameters:
     ///   - field: the whole field: name, colon, value and any folding; a final CRLF is optional.
-    ///   - nameEnd: the index of the colon in `field`.
+    ///   - colon: the index of the colon in `field`.
     static func append(
         _ field: UnsafeBufferPointer<UInt8>, colon: Int, using canonicalization: DKIMCanonicalization,
         terminate: Bool, to out: inout [UInt8]

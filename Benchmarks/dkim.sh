@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# dkim.sh — what DKIM signing costs: DKIMBenchmark in a release build signs a 5 KB and a 1 MB
+# message with RSA-2048 and Ed25519 and prints the median µs per signature, the cost of the
+# signature alone, and the body hashing rate in MB/s.
+#
+# Usage: Benchmarks/dkim.sh [rounds]      (default 7 rounds)
+# Environment:
+#   TERN_SCRATCH_PATH  build in this SwiftPM scratch path (default .build-release: building only
+#                      DKIMBenchmark needs just DKIM and swift-crypto, and a scratch path of its
+#                      own does not contend with another build's lock)
+#   SKIP_BUILD=1       use the binary already built there
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+command -v swift >/dev/null 2>&1 || export PATH="/opt/swift/usr/bin:$PATH"
+
+SCRATCH="${TERN_SCRATCH_PATH:-.build-release}"
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+  printf '[dkim] swift build -c release --product DKIMBenchmark --scratch-path %s\n' "$SCRATCH" >&2
+  swift build -c release --product DKIMBenchmark --scratch-path "$SCRATCH" >&2
+fi
+BIN="$(swift build -c release --scratch-path "$SCRATCH" --show-bin-path)/DKIMBenchmark"
+[ -x "$BIN" ] || { echo "[dkim] no release binary at $BIN" >&2; exit 1; }
+"$BIN" "${1:-7}"
