@@ -46,6 +46,12 @@ public struct MailMessage: Sendable {
         header.value("From").flatMap(Self.domain(ofAddressField:))
     }
 
+    /// A header value with its RFC 5322 §3.2.2 comments removed; quoted strings are kept,
+    /// comments nest.
+    public static func removingComments(_ value: String) -> String {
+        AddressReader.removingComments(value)
+    }
+
     /// The lowercase domain of the first address in an address field's (unfolded) value:
     /// `example.com` from `Name <a@Example.COM>, b@c.example`.
     public static func domain(ofAddressField value: String) -> String? {
@@ -156,6 +162,7 @@ enum AddressReader {
 
     /// The value with RFC 5322 comments removed (quoted strings kept).
     static func removingComments(_ value: String) -> String {
+        guard value.utf8.contains(UInt8(ascii: "(")) else { return value }
         var out = String.UnicodeScalarView()
         var depth = 0
         var inQuote = false

@@ -1,3 +1,5 @@
+import MailMessage
+
 /// One field of a `message/delivery-status` or `message/feedback-report` body.
 struct ReportField: Sendable, Hashable {
     /// The field name, ASCII-lowercased (field names are case-insensitive: RFC 5322 §1.2.2).
@@ -234,33 +236,6 @@ enum ReportValue {
 
     /// The value with RFC 5322 §3.2.2 comments removed; quoted strings are kept, comments nest.
     static func removingComments(_ value: String) -> String {
-        guard value.utf8.contains(UInt8(ascii: "(")) else { return value }
-        var out = String.UnicodeScalarView()
-        var depth = 0
-        var inQuote = false
-        var escaped = false
-        for s in value.unicodeScalars {
-            if escaped {
-                escaped = false
-                if depth == 0 { out.append(s) }
-                continue
-            }
-            if s == "\\" && (inQuote || depth > 0) {
-                escaped = true
-                if depth == 0 { out.append(s) }
-                continue
-            }
-            if depth > 0 {
-                if s == "(" { depth += 1 } else if s == ")" { depth -= 1 }
-                continue
-            }
-            if s == "\"" { inQuote.toggle() }
-            if s == "(" && !inQuote {
-                depth = 1
-                continue
-            }
-            out.append(s)
-        }
-        return String(out)
+        MailMessage.removingComments(value)
     }
 }
