@@ -4,8 +4,8 @@ import Testing
 @testable import DKIM
 
 /// A second independent verifier: OpenDKIM's `opendkim -t` test mode, with the key records in a
-/// `TestPublicKeys` file instead of DNS. Optional: it runs where the Debian package `opendkim` is
-/// installed (`apt-get install opendkim`); CI relies on dkimpy.
+/// `TestPublicKeys` file instead of DNS. It runs where the Debian package `opendkim` is installed,
+/// as `scripts/test` (and so CI) installs it; elsewhere dkimpy's checks stand alone.
 @Suite(.enabled(if: OpenDKIM.path != nil, "opendkim not installed (optional: apt-get install opendkim)"))
 struct OpenDKIMVerificationTests {
 
