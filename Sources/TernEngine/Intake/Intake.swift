@@ -37,10 +37,18 @@ public struct Intake: SMTPServerBackend {
     public func checkSender(_ reversePath: SMTPReversePath, identity: SMTPIdentity?, clientAddress: SocketAddress?) -> SMTPReply? {
         guard let senders, case .mailbox(let mailbox) = reversePath, let domain = mailbox.domain else { return nil }
         let refusal = senders.policy.refusal(
-            domain: domain, what: "Sender", credential: identity.flatMap { credentials.cachedCredential(named: $0.credentialName) },
-            owner: senders.domains.owner(of: domain))
+            domain: domain, what: "Sender", credential: credential(of: identity), owner: senders.domains.owner(of: domain))
         if let refusal { logger.notice("refused MAIL FROM:<\(mailbox)> of \(identity?.credentialName ?? "?"): \(refusal.lines.joined())") }
         return refusal
+    }
+
+    /// The credential of a session's identity, as the sender policy sees it.
+    private func credential(of identity: SMTPIdentity?) -> SenderPolicy.Sender {
+        guard let identity else { return .anonymous }
+        guard let credential = credentials.cachedCredential(named: identity.credentialName) else {
+            return .unknownCredential(identity.credentialName)
+        }
+        return .credential(credential)
     }
 
     public func identity(forClientAddress address: SocketAddress?) async -> SMTPIdentity? {
@@ -74,8 +82,9 @@ public struct Intake: SMTPServerBackend {
     public func commit(_ received: SMTPReceivedMessage, completion: @escaping @Sendable (Result<String, any Error>) -> Void) {
         let (message, fromHeaderDomain) = prepared(received, now: Date())
         if let senders, let from = fromHeaderDomain {
-            let credential = received.identity.flatMap { credentials.cachedCredential(named: $0.credentialName) }
-            if let refusal = senders.policy.refusal(domain: from, what: "From", credential: credential, owner: senders.domains.owner(of: from)) {
+            if let refusal = senders.policy.refusal(
+                domain: from, what: "From", credential: credential(of: received.identity), owner: senders.domains.owner(of: from))
+            {
                 logger.notice("refused message from \(from) of \(received.identity?.credentialName ?? "?"): \(refusal.lines.joined())")
                 completion(.failure(SMTPBackendRefusal(refusal)))
                 return

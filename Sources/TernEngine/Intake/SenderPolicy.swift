@@ -19,10 +19,22 @@ public struct SenderPolicy: Sendable {
 
     static let refused = EnhancedStatusCode(class: 5, subject: 7, detail: 1)
 
-    /// nil when `credential` may send for `domain` (`what` names the checked field in the reply).
-    public func refusal(domain: String, what: String, credential: Credential?, owner: SendingDomain?) -> SMTPReply? {
+    /// Who is sending.
+    public enum Sender: Sendable {
+        /// No identity (a server that does not require one).
+        case anonymous
+        case credential(Credential)
+        /// A credential removed since the session began: it may send for no domain.
+        case unknownCredential(String)
+    }
+
+    /// nil when `sender` may send for `domain` (`what` names the checked field in the reply).
+    public func refusal(domain: String, what: String, credential sender: Sender, owner: SendingDomain?) -> SMTPReply? {
         let domain = domain.lowercased()
-        if let credential, !credential.domains.isEmpty,
+        if case .unknownCredential(let name) = sender {
+            return SMTPReply(code: 550, Self.refused, "credential \(name) no longer exists")
+        }
+        if case .credential(let credential) = sender, !credential.domains.isEmpty,
             !credential.domains.contains(where: { domain == $0 || domain.hasSuffix("." + $0) })
         {
             return SMTPReply(
