@@ -107,3 +107,6 @@ def test_log_lines(make_server: ServerFactory) -> None:
     assert not bad, f"log lines not in the expected form: {bad[:3]}"
     listening = [line for line in lines if "SMTP listening" in line]
     assert listening and all("smtp.implicitTLS=" in line and "smtp.listener=" in line for line in listening), listening
+    # A clean start and stop reports no trouble.
+    trouble = [line for line in lines if re.match(r"^\S+ (warning|error|critical) ", line)]
+    assert not trouble, trouble

@@ -56,6 +56,8 @@ public final class DomainDirectory: Service, Sendable {
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 try? await Task.sleep(for: self.refreshInterval)
+                // A shutdown ends the sleep early; the store is not read for it.
+                if Task.isCancelled { break }
                 await self.reload()
             }
         }

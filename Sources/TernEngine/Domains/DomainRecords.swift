@@ -1,3 +1,4 @@
+import DKIM
 public import TernCore
 public import TernDNS
 
@@ -36,11 +37,7 @@ public struct DomainRecord: Sendable, Equatable, Codable {
     public var zoneLine: String {
         switch type {
         case "TXT":
-            let bytes = Array(value.utf8)
-            let strings = stride(from: 0, to: max(bytes.count, 1), by: 255).map {
-                "\"" + String(decoding: bytes[$0..<min($0 + 255, bytes.count)], as: UTF8.self) + "\""
-            }
-            return "\(name). IN TXT \(strings.joined(separator: " "))"
+            return "\(name). IN TXT \(DKIMKeyRecord.zoneFileText(value))"
         default:
             return "\(name). IN \(type) \(value)"
         }
