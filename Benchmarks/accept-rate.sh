@@ -45,10 +45,7 @@ WORK=$(mktemp -d /tmp/tern-bench.XXXXXX)
 TERN_PID="" SAMPLER_PID=""
 cleanup() {
   [ -n "$SAMPLER_PID" ] && kill "$SAMPLER_PID" 2>/dev/null
-  if [ -n "$TERN_PID" ] && kill -0 "$TERN_PID" 2>/dev/null; then
-    kill -TERM "$TERN_PID"; for _ in $(seq 1 100); do kill -0 "$TERN_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$TERN_PID" 2>/dev/null || true
-  fi
+  stop_tern
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -84,13 +81,7 @@ case "${TERN_DKIM:-off}" in
   dual) "$BIN" domain add example.com --ed25519 --config "$WORK/tern.yaml" >/dev/null || die "domain add failed" ;;
   *) die "TERN_DKIM must be off, rsa or dual" ;;
 esac
-"$BIN" serve --config "$WORK/tern.yaml" >"$WORK/tern.log" 2>&1 &
-TERN_PID=$!
-for i in $(seq 1 300); do
-  (exec 3<>"/dev/tcp/127.0.0.1/$TERN_PORT") 2>/dev/null && break
-  kill -0 "$TERN_PID" 2>/dev/null || die "tern exited: $(tail -5 "$WORK/tern.log")"
-  sleep 0.1
-done
+start_tern "$WORK/tern.yaml" "$TERN_PORT" "$WORK/tern.log"
 log "tern pid $TERN_PID on 127.0.0.1:$TERN_PORT, data_dir $WORK/data"
 
 rss_kb() { awk '/^VmRSS:/{print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }

@@ -21,3 +21,26 @@ release_tern_binary() {
   BIN="$(swift build -c release --show-bin-path "${scratch[@]}")/tern"
   [ -x "$BIN" ] || die "no release binary at $BIN"
 }
+
+# Starts `$BIN serve --config CONFIG` (log in LOG), sets TERN_PID and waits until PORT accepts;
+# dies with the log's tail if tern exits first.
+start_tern() {
+  local config=$1 port=$2 logfile=$3
+  "$BIN" serve --config "$config" >"$logfile" 2>&1 &
+  TERN_PID=$!
+  for _ in $(seq 1 300); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+    kill -0 "$TERN_PID" 2>/dev/null || die "tern exited: $(tail -5 "$logfile")"
+    sleep 0.1
+  done
+  die "tern did not listen on 127.0.0.1:$port"
+}
+
+# Stops TERN_PID (SIGTERM, then SIGKILL after 10 s) if it still runs, and clears it.
+stop_tern() {
+  if [ -n "${TERN_PID:-}" ] && kill -0 "$TERN_PID" 2>/dev/null; then
+    kill -TERM "$TERN_PID"; for _ in $(seq 1 100); do kill -0 "$TERN_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$TERN_PID" 2>/dev/null || true
+  fi
+  TERN_PID=""
+}

@@ -33,10 +33,7 @@ release_tern_binary
 WORK=$(mktemp -d /tmp/tern-inbound.XXXXXX)
 TERN_PID=""
 cleanup() {
-  if [ -n "$TERN_PID" ] && kill -0 "$TERN_PID" 2>/dev/null; then
-    kill -TERM "$TERN_PID"; for _ in $(seq 1 100); do kill -0 "$TERN_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$TERN_PID" 2>/dev/null || true
-  fi
+  stop_tern
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -64,13 +61,7 @@ inbound:
     "bench.example": store
 YAML
 
-"$BIN" serve --config "$WORK/tern.yaml" >"$WORK/tern.log" 2>&1 &
-TERN_PID=$!
-for _ in $(seq 1 300); do
-  (exec 3<>"/dev/tcp/127.0.0.1/$MX_PORT") 2>/dev/null && break
-  kill -0 "$TERN_PID" 2>/dev/null || die "tern exited: $(tail -5 "$WORK/tern.log")"
-  sleep 0.1
-done
+start_tern "$WORK/tern.yaml" "$MX_PORT" "$WORK/tern.log"
 log "tern pid $TERN_PID, MX on 127.0.0.1:$MX_PORT"
 
 # Nothing is relayed, so the sink never completes: -S 2 ends each run once smtp-source is done.
@@ -78,7 +69,7 @@ bash "$BENCH/smtp-load.sh" -n "$COUNT" -c "$SESSIONS" -l "$SIZE" -r "$RUNS" -T 6
   -f sender@remote.example -t inbox@bench.example "127.0.0.1:$MX_PORT" "$SINK_PORT" | tee "$WORK/load.out" >&2 || true
 RATE=$(sed -n 's/.*median accepted=\([0-9.]*\) msg\/s.*/\1/p' "$WORK/load.out" | tail -1)
 STORED=$(sqlite3 "file:$WORK/data/tern.sqlite?mode=ro" 'SELECT count(*) FROM inbound_messages' 2>/dev/null || echo "?")
-kill -TERM "$TERN_PID"; wait "$TERN_PID" 2>/dev/null || true; TERN_PID=""
+stop_tern
 
 echo
 echo "MX accepted msg/s (median of $RUNS, $COUNT x ${SIZE}B, $SESSIONS sessions, $(nproc) cores): ${RATE:-?}  (stored: $STORED of $((COUNT * RUNS)))"

@@ -19,7 +19,7 @@ from dnslib.server import DNSServer
 from conftest import ServerFactory
 from helpers import Credential, TernServer, assert_reply, free_ports
 from test_delivery import Zone
-from test_tracking import Sink, newsletter, submit
+from test_tracking import Sink, newsletter, sink, submit  # noqa: F401 (sink: the fixture)
 
 DOMAIN = "shop.example"
 MX_HOST = "mx.tern.test"
@@ -36,14 +36,6 @@ def zone() -> Any:
     yield z
     for s in servers:
         s.stop()
-
-
-@pytest.fixture
-def sink() -> Any:
-    (port,) = free_ports(1)
-    with Sink("127.0.0.1", port) as s:
-        s.port = port  # type: ignore[attr-defined]
-        yield s
 
 
 def publish(zone: Zone, records: list[dict], skip: set[str] = frozenset(), alter: dict[str, str] | None = None) -> None:

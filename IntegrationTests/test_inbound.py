@@ -28,20 +28,12 @@ import pytest
 from conftest import ServerFactory
 from helpers import SMTPClient, TernServer, assert_reply, free_ports
 from test_delivery import wait_until
-from test_tracking import Sink, submit
+from test_tracking import Sink, sink, submit  # noqa: F401 (sink: the fixture)
 
 SENDING = "shop.example"
 RETURN_PATH = f"bounces.{SENDING}"
 VERP_RE = rf"b-[a-z2-7]{{39,44}}@{re.escape(RETURN_PATH)}"
 WEBHOOK_SECRET = b"inbound-webhook-secret-for-tests"
-
-
-@pytest.fixture
-def sink() -> Any:
-    (port,) = free_ports(1)
-    with Sink("127.0.0.1", port) as s:
-        s.port = port  # type: ignore[attr-defined]
-        yield s
 
 
 def mx_server(make_server: ServerFactory, sink: Sink, extra: dict | None = None) -> tuple[TernServer, Any]:

@@ -5,6 +5,7 @@ import NIOPosix
 import TernCore
 import TernEngine
 import TernHTTP
+import TernStoreSQLite
 
 /// `tern domain …`: sending domains, their DKIM keys and the DNS records to publish.
 struct DomainCommand: AsyncParsableCommand {
@@ -99,11 +100,7 @@ struct DomainCommand: AsyncParsableCommand {
 
         func run() async throws {
             let configuration = try options.load()
-            let store = try openStore(configuration)
-            guard let domain = try await store.domain(named: name) else {
-                try await store.close()
-                throw ValidationError("no sending domain \(name)")
-            }
+            let (store, domain) = try await DomainCommand.open(name, configuration)
             let now = Date()
             let dual = ed25519 || domain.signingKeys.contains { $0.algorithm == "ed25519" }
             let keys = try DomainCommand.newKeys(ed25519: dual, at: now, taken: Set(domain.keys.map(\.selector)))
@@ -128,11 +125,7 @@ struct DomainCommand: AsyncParsableCommand {
 
         func run() async throws {
             let configuration = try options.load()
-            let store = try openStore(configuration)
-            guard let domain = try await store.domain(named: name) else {
-                try await store.close()
-                throw ValidationError("no sending domain \(name)")
-            }
+            let (store, domain) = try await DomainCommand.open(name, configuration)
             let resolver = try configuration.dnsResolver(group: MultiThreadedEventLoopGroup.singleton)
             let checks = await DomainVerifier(resolver: resolver).check(configuration.domainRecordPlan().records(for: domain))
             let verified = DomainVerifier.isVerified(checks)
@@ -154,6 +147,16 @@ struct DomainCommand: AsyncParsableCommand {
             }
             if !verified { throw ExitCode(2) }
         }
+    }
+
+    /// The store, and the sending domain `name` in it; a usage error (store closed) when there is none.
+    static func open(_ name: String, _ configuration: TernConfiguration) async throws -> (SQLiteStore, SendingDomain) {
+        let store = try openStore(configuration)
+        guard let domain = try await store.domain(named: name) else {
+            try await store.close()
+            throw ValidationError("no sending domain \(name)")
+        }
+        return (store, domain)
     }
 
     /// A lower-case domain name with at least one dot, or a usage error.
