@@ -4,7 +4,7 @@
 #   scripts/postgres.sh start   install Debian's postgresql if missing, initdb into a new
 #                               temporary folder, start the server on a free 127.0.0.1 port
 #                               (unix socket inside that folder), create role and database
-#                               `tern`, print the postgres:// URL
+#                               `tern` (the role may create databases: each test makes its own), print the URL
 #   scripts/postgres.sh url     print the URL of the running server
 #   scripts/postgres.sh stop    stop the server and delete its folder
 #
@@ -101,7 +101,7 @@ start() {
     start >&2 || { cat "$dir/server.log" >&2; exit 1; }
   printf 'PGDIR=%q\nPGPORT=%q\nRUN_AS=%q\n' "$dir" "$port" "$RUN_AS" >"$STATE"
   as_owner "$bin/psql" -h "$dir" -p "$port" -U postgres -d postgres -v ON_ERROR_STOP=1 -q \
-    -c "CREATE ROLE $DB_USER LOGIN PASSWORD '$DB_PASSWORD'" \
+    -c "CREATE ROLE $DB_USER LOGIN CREATEDB PASSWORD '$DB_PASSWORD'" \
     -c "CREATE DATABASE $DB_NAME OWNER $DB_USER" >&2
   url "$port"
 }
