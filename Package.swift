@@ -225,6 +225,14 @@ let package = Package(
             dependencies: ["TernStoreSQLite", "TernCore", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .testTarget(
+            name: "TernStorePostgresTests",
+            dependencies: [
+                "TernStorePostgres", "TernStoreSQLite", "TernCore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
             name: "TernEngineTests",
             dependencies: [
                 "TernEngine", "TernCore", "TernStoreSQLite", "TernDNS", "SMTPCore", "SMTPNIO",
