@@ -7,6 +7,9 @@ public import TernCore
 /// `DeliveryStore`, the queue shared by every node: due recipients are claimed with `FOR UPDATE SKIP LOCKED`
 /// into a lease (node + expiry), so two nodes never claim the same recipient while its lease
 /// lives, and a dead node's work is claimable again once its leases expire.
+///
+/// Leases are compared with the `now` each node passes in, so the nodes' clocks must agree
+/// (NTP) to well within a lease's length: a node whose clock runs ahead takes over leases early.
 /// - SeeAlso: PostgreSQL documentation, SELECT, "The Locking Clause" (`SKIP LOCKED`)
 extension PostgresStore {
     /// Claims each share with one statement: the due rows are locked (rows another node is

@@ -153,7 +153,8 @@ public final class PostgresStore: Store {
 
     /// Counters computed from the event rows in `range`, in one pass over the events index:
     /// per type the count, the asynchronous failures, the distinct recipients (unique opens
-    /// and clicks) and the events not marked as machine traffic.
+    /// and clicks; only those types collect distinct values) and the events not marked as
+    /// machine traffic.
     public func counters(in range: TimeRange) async throws -> Counters {
         let from = range.from?.millisecondsSince1970 ?? Int64.min
         let to = range.to?.millisecondsSince1970 ?? Int64.max
@@ -162,7 +163,7 @@ public final class PostgresStore: Store {
             SELECT type,
                    COUNT(*),
                    COUNT(*) FILTER (WHERE details ->> 'async' = 'true'),
-                   COUNT(DISTINCT recipient_id),
+                   COUNT(DISTINCT recipient_id) FILTER (WHERE type IN ('open', 'click')),
                    COUNT(*) FILTER (WHERE details ->> 'machine' = 'false')
             FROM events
             WHERE at >= \(from) AND at < \(to)
