@@ -215,4 +215,26 @@ struct PostgresConcurrentClaimTests {
             #expect(Set(flat) == Set(messages.flatMap { $0.recipients.map(\.id) }))
         }
     }
+
+    /// Two nodes, each with its own pool: node a claims and dies (its pool closes without
+    /// releasing anything); node b takes a's recipients only once a's leases have expired.
+    @Test func aDeadNodesLeasesAreTakenOverByAnotherNode() async throws {
+        let t0 = self.t0
+        try await PostgresTestServer.withDatabase { url async throws in
+            let message = sampleMessage(recipients: 3, at: t0)
+            let claimedByA = try await PostgresTestServer.withRunningStore(url: url) { a async throws in
+                try await a.migrate()
+                try await a.commit([message])
+                return try await a.claimDueRecipients(now: t0, limit: 10, node: "a", leaseUntil: t0.addingTimeInterval(60)).map(\.id)
+            }
+            #expect(Set(claimedByA) == Set(message.recipients.map(\.id)))
+            try await PostgresTestServer.withRunningStore(url: url) { b async throws in
+                try await b.migrate()
+                #expect(try await b.claimDueRecipients(now: t0.addingTimeInterval(59), limit: 10, node: "b", leaseUntil: t0.addingTimeInterval(120)).isEmpty)
+                let taken = try await b.claimDueRecipients(now: t0.addingTimeInterval(60), limit: 10, node: "b", leaseUntil: t0.addingTimeInterval(120))
+                #expect(Set(taken.map(\.id)) == Set(claimedByA))
+                #expect(taken.allSatisfy { $0.attempts == 0 })
+            }
+        }
+    }
 }
