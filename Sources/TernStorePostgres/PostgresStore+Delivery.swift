@@ -121,40 +121,77 @@ extension PostgresStore {
         }
     }
 
-    /// Applies outcomes to recipients that are still queued, each with its event in the same
-    /// statement; an outcome for a recipient that already has a final one (or does not exist)
-    /// is ignored, so each recipient ends with exactly one final event.
+    /// Applies outcomes to recipients that are still queued, each with its event; an outcome
+    /// for a recipient that already has a final one (or does not exist) is ignored, so each
+    /// recipient ends with exactly one final event. Outcomes for distinct recipients (the
+    /// usual batch) go in as one statement over `unnest(…)`; a batch that names a recipient
+    /// twice is applied one outcome after the other, in order, as SQLite does.
     static func record(_ outcomes: [RecipientOutcome], on connection: PostgresConnection, logger: Logger) async throws {
+        guard !outcomes.isEmpty else { return }
+        if Set(outcomes.map(\.recipientID)).count == outcomes.count {
+            try await recordBatch(outcomes, on: connection, logger: logger)
+        } else {
+            for outcome in outcomes {
+                try await recordBatch([outcome], on: connection, logger: logger)
+            }
+        }
+    }
+
+    /// One statement: the recipients' new state and, for each row it changed, the event.
+    /// Recipient ids must be distinct.
+    private static func recordBatch(_ outcomes: [RecipientOutcome], on connection: PostgresConnection, logger: Logger) async throws {
+        var ids: [Int64] = []
+        var messageIDs: [Int64] = []
+        var states: [String] = []
+        var increments: [Int32] = []
+        var nextAttempts: [Int64] = []
+        var types: [String] = []
+        var times: [Int64] = []
+        var details: [String] = []
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
         for outcome in outcomes {
             let state: RecipientState
             let increment: Int32
-            var nextAttemptAt: Int64?
+            var next: Int64 = 0
             switch outcome.kind {
             case .sent: (state, increment) = (.sent, 1)
             case .failed: (state, increment) = (.failed, 1)
             case .suppressed: (state, increment) = (.suppressed, 0)
-            case .deferred(let next):
+            case .deferred(let nextAttemptAt):
                 (state, increment) = (.queued, 1)
-                nextAttemptAt = next.millisecondsSince1970
+                next = nextAttemptAt.millisecondsSince1970
             }
-            let keys = outcome.details.isEmpty ? nil : Array(outcome.details.keys)
-            let values = keys.map { $0.map { outcome.details[$0] ?? "" } }
-            try await connection.query(
-                """
-                WITH updated AS (
-                    UPDATE recipients
-                    SET state = \(state.rawValue), attempts = attempts + \(increment),
-                        next_attempt_at = COALESCE(\(nextAttemptAt)::BIGINT, next_attempt_at),
-                        lease_node = NULL, lease_until = NULL
-                    WHERE id = \(outcome.recipientID.rawValue) AND state = 'queued'
-                    RETURNING id
-                )
-                INSERT INTO events (type, message_id, recipient_id, at, details)
-                SELECT \(outcome.eventType.rawValue), \(outcome.messageID.rawValue), id,
-                       \(outcome.at.millisecondsSince1970), jsonb_object(\(keys)::TEXT[], \(values)::TEXT[])
-                FROM updated
-                """, logger: logger)
+            ids.append(outcome.recipientID.rawValue)
+            messageIDs.append(outcome.messageID.rawValue)
+            states.append(state.rawValue)
+            increments.append(increment)
+            nextAttempts.append(next)
+            types.append(outcome.eventType.rawValue)
+            times.append(outcome.at.millisecondsSince1970)
+            // '' stands for no details (NULL), as the arrays carry no NULLs.
+            details.append(outcome.details.isEmpty ? "" : String(decoding: try encoder.encode(outcome.details), as: UTF8.self))
         }
+        try await connection.query(
+            """
+            WITH o AS (
+                SELECT * FROM unnest(\(ids)::BIGINT[], \(messageIDs)::BIGINT[], \(states)::TEXT[], \(increments)::INTEGER[],
+                                     \(nextAttempts)::BIGINT[], \(types)::TEXT[], \(times)::BIGINT[], \(details)::TEXT[])
+                    WITH ORDINALITY AS o (id, message_id, state, increment, next_attempt_at, type, at, details, position)
+            ), updated AS (
+                UPDATE recipients r
+                SET state = o.state, attempts = r.attempts + o.increment,
+                    next_attempt_at = CASE WHEN o.state = 'queued' THEN o.next_attempt_at ELSE r.next_attempt_at END,
+                    lease_node = NULL, lease_until = NULL
+                FROM o
+                WHERE r.id = o.id AND r.state = 'queued'
+                RETURNING r.id
+            )
+            INSERT INTO events (type, message_id, recipient_id, at, details)
+            SELECT o.type, o.message_id, o.id, o.at, NULLIF(o.details, '')::JSONB
+            FROM o JOIN updated u ON u.id = o.id
+            ORDER BY o.position
+            """, logger: logger)
     }
 
     public func content(of message: MessageID) async throws -> [UInt8]? {

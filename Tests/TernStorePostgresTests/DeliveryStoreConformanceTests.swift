@@ -76,6 +76,29 @@ import TernCore
         }
     }
 
+    /// A batch that names a recipient twice is applied in order: a deferral then a delivery
+    /// both count; after a final outcome, a second one is ignored.
+    @Test(arguments: StoreFactory.all)
+    func outcomesForOneRecipientInOneBatchApplyInOrder(_ factory: StoreFactory) async throws {
+        try await factory.withStore { store in
+            let message = sampleMessage(recipients: 2, at: t0)
+            try await store.commit([message])
+            let (first, second) = (message.recipients[0].id, message.recipients[1].id)
+            let later = t0.addingTimeInterval(60)
+            try await store.record([
+                RecipientOutcome(recipientID: first, messageID: message.id, kind: .deferred(nextAttemptAt: later), at: t0, details: ["text": "4.2.0 busy"]),
+                RecipientOutcome(recipientID: second, messageID: message.id, kind: .sent, at: t0),
+                RecipientOutcome(recipientID: first, messageID: message.id, kind: .sent, at: later, details: ["reply": "250 ok"]),
+                RecipientOutcome(recipientID: second, messageID: message.id, kind: .failed, at: later),
+            ])
+            #expect(try await store.counters(in: .allTime) == Counters(outbound: 2, sent: 2, deferred: 1))
+            #expect(try #require(try await store.message(message.id)).recipients.map(\.state) == [.sent, .sent])
+            let timeline = try await store.timeline(of: message.id).filter { $0.recipientID == first }
+            #expect(timeline.map(\.type) == [.outbound, .deferred, .sent])
+            #expect(timeline.map(\.details) == [[:], ["text": "4.2.0 busy"], ["reply": "250 ok"]])
+        }
+    }
+
     @Test(arguments: StoreFactory.all)
     func operatorRetryAndDrop(_ factory: StoreFactory) async throws {
         try await factory.withStore { store in
