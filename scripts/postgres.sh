@@ -75,6 +75,11 @@ start() {
     url "$PGPORT"
     return 0
   fi
+  # A state file left by a server that is gone (a reboot, a killed session): forget it.
+  if read_state; then
+    case "$PGDIR" in /tmp/tern-postgres.*) rm -rf "$PGDIR" ;; esac
+    rm -f "$STATE"
+  fi
   install_postgres
   local bin dir port
   bin="$(pg_bin)"
