@@ -1,0 +1,92 @@
+import Foundation
+import Testing
+import TernCore
+
+/// `EngagementStoreTests` of TernStoreSQLite, on every store.
+@Suite struct EngagementStoreConformanceTests {
+    let t0 = Date(timeIntervalSince1970: 1_800_000_000)
+
+    func trackedMessage() -> QueuedMessage {
+        var message = sampleMessage(recipients: 2, at: t0)
+        message.fromDomain = "news.example"
+        message.links = ["https://example.com/a?x=1&y=2", "https://example.com/b"]
+        return message
+    }
+
+    @Test(arguments: StoreFactory.all)
+    func linksAreStoredOncePerMessageInOrder(_ factory: StoreFactory) async throws {
+        try await factory.withStore { store in
+            let message = trackedMessage()
+            try await store.commit([message, sampleMessage()])
+            #expect(try await store.links(of: message.id) == message.links)
+            #expect(try await store.links(of: .random()).isEmpty)
+        }
+    }
+
+    @Test(arguments: StoreFactory.all)
+    func opensClicksAndUniqueAndHumanCounters(_ factory: StoreFactory) async throws {
+        try await factory.withStore { store in
+            let message = trackedMessage()
+            try await store.commit([message])
+            let (first, second) = (message.recipients[0].id, message.recipients[1].id)
+            func event(_ type: EventType, _ recipient: RecipientID, machine: Bool, at offset: TimeInterval) -> EngagementEvent {
+                EngagementEvent(
+                    type: type, messageID: message.id, recipientID: recipient, at: t0.addingTimeInterval(offset),
+                    details: ["machine": machine ? "true" : "false", "reason": machine ? "apple_mpp" : "human"])
+            }
+            try await store.recordEngagement([
+                event(.open, first, machine: true, at: 1), event(.open, first, machine: false, at: 2),
+                event(.open, second, machine: false, at: 3), event(.click, first, machine: false, at: 4),
+                event(.click, first, machine: true, at: 5),
+                // A recipient of another message (a token for a message that no longer exists) is dropped.
+                EngagementEvent(type: .open, messageID: .random(), recipientID: first, at: t0),
+            ])
+            let counters = try await store.counters(in: .allTime)
+            #expect(counters.opens == 3 && counters.uniqueOpens == 2 && counters.humanOpens == 2)
+            #expect(counters.clicks == 2 && counters.uniqueClicks == 1 && counters.humanClicks == 1)
+            let later = try await store.counters(in: TimeRange(from: t0.addingTimeInterval(3)))
+            #expect(later.opens == 1 && later.uniqueOpens == 1 && later.clicks == 2 && later.humanClicks == 1)
+        }
+    }
+
+    @Test(arguments: StoreFactory.all)
+    func unsubscribeSuppressesForTheSendingDomainOnce(_ factory: StoreFactory) async throws {
+        try await factory.withStore { store in
+            let message = trackedMessage()
+            try await store.commit([message])
+            let recipient = message.recipients[1]
+            let unsubscribe = EngagementEvent(
+                type: .unsubscribe, messageID: message.id, recipientID: recipient.id, at: t0, details: ["method": "one-click"])
+            try await store.recordEngagement([unsubscribe])
+            try await store.recordEngagement([unsubscribe, unsubscribe])
+            #expect(try await store.counters(in: .allTime).unsubscribes == 1)
+            #expect(try await store.suppressions() == [
+                Suppression(address: recipient.address, domain: "news.example", reason: "unsubscribed", createdAt: t0)
+            ])
+            let summary = try await store.recipientSummary(recipient.id)
+            #expect(summary == RecipientSummary(id: recipient.id, messageID: message.id, address: recipient.address, fromDomain: "news.example"))
+            #expect(try await store.recipientSummary(.random()) == nil)
+        }
+    }
+
+    @Test(arguments: StoreFactory.all)
+    func timelineListsEveryEventOfTheMessageInOrder(_ factory: StoreFactory) async throws {
+        try await factory.withStore { store in
+            let message = trackedMessage()
+            try await store.commit([message, sampleMessage()])
+            let recipient = message.recipients[0].id
+            try await store.record([
+                RecipientOutcome(recipientID: recipient, messageID: message.id, kind: .sent, at: t0.addingTimeInterval(1), details: ["remote_host": "mx.example.net"])
+            ])
+            try await store.recordEngagement([
+                EngagementEvent(type: .click, messageID: message.id, recipientID: recipient, at: t0.addingTimeInterval(9), details: ["link": "1"]),
+                EngagementEvent(type: .open, messageID: message.id, recipientID: recipient, at: t0.addingTimeInterval(5)),
+            ])
+            let timeline = try await store.timeline(of: message.id)
+            #expect(timeline.map(\.type) == [.outbound, .outbound, .sent, .open, .click])
+            #expect(timeline.filter { $0.recipientID == recipient }.map(\.type) == [.outbound, .sent, .open, .click])
+            #expect(timeline.last?.details == ["link": "1"])
+            #expect(try await store.timeline(of: .random()).isEmpty)
+        }
+    }
+}

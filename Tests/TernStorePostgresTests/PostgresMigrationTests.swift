@@ -1,0 +1,70 @@
+import PostgresNIO
+import Testing
+import TernCore
+@testable import TernStorePostgres
+
+@Suite(.enabled(if: PostgresTestServer.isConfigured, "needs TERN_TEST_POSTGRES_URL (scripts/postgres.sh start)"))
+struct PostgresMigrationTests {
+    /// The first start applies every migration and records it; later starts apply none.
+    @Test func migrationsAreRecordedAndAppliedOnce() async throws {
+        try await PostgresTestServer.withDatabase { url async throws in
+            try await PostgresTestServer.withRunningStore(url: url) { store async throws in
+                let all = PostgresStore.migrations.map(\.name)
+                #expect(try await store.migrate() == all)
+                #expect(try await store.migrate() == [])
+                #expect(try await store.appliedMigrations() == all)
+            }
+            // Another node (a new pool) starting on the same database applies nothing either.
+            try await PostgresTestServer.withRunningStore(url: url) { store async throws in
+                #expect(try await store.migrate() == [])
+            }
+        }
+    }
+
+    /// Nodes starting at once: the advisory lock lets one apply the schema; the others wait
+    /// for its transaction and find the migrations recorded (no "relation already exists").
+    @Test func nodesStartingAtOnceMigrateOnce() async throws {
+        try await PostgresTestServer.withDatabase { url async throws in
+            let applied = try await withThrowingTaskGroup(of: [String].self) { group in
+                for _ in 0..<4 {
+                    group.addTask {
+                        try await PostgresTestServer.withRunningStore(url: url) { store in try await store.migrate() }
+                    }
+                }
+                var results: [[String]] = []
+                for try await names in group { results.append(names) }
+                return results
+            }
+            #expect(applied.filter { !$0.isEmpty } == [PostgresStore.migrations.map(\.name)])
+            #expect(applied.filter(\.isEmpty).count == 3)
+        }
+    }
+
+    /// Data written before a restart is read after it (a new pool on the same database).
+    @Test func dataSurvivesANewStore() async throws {
+        try await PostgresTestServer.withDatabase { url async throws in
+            let message = sampleMessage()
+            try await PostgresTestServer.withRunningStore(url: url) { store async throws in
+                try await store.migrate()
+                try await store.commit([message])
+            }
+            try await PostgresTestServer.withRunningStore(url: url) { store async throws in
+                try await store.migrate()
+                #expect(try await store.message(message.id)?.content == message.content)
+            }
+        }
+    }
+
+    /// The claim's indexes are partial, as in SQLite: only queued rows are indexed.
+    @Test func claimIndexesArePartial() async throws {
+        try await PostgresTestServer.withStore { store async throws in
+            let rows = try await store.client.query(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'recipients' ORDER BY indexname")
+            var definitions: [String: String] = [:]
+            for try await (name, definition) in rows.decode((String, String).self) { definitions[name] = definition }
+            #expect(definitions["recipients_new"]?.contains("WHERE ((state = 'queued'::text) AND (attempts = 0))") == true)
+            #expect(definitions["recipients_retry"]?.contains("WHERE ((state = 'queued'::text) AND (attempts > 0))") == true)
+            #expect(definitions["recipients_lease_node"]?.contains("WHERE (lease_node IS NOT NULL)") == true)
+        }
+    }
+}

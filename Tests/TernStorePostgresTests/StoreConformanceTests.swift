@@ -1,0 +1,152 @@
+import Foundation
+import Testing
+import TernCore
+import TernStorePostgres
+import TernStoreSQLite
+
+/// Makes a fresh, empty store for one test case and closes it afterwards.
+struct StoreFactory: Sendable, CustomTestStringConvertible {
+    var name: String
+    var withStore: @Sendable (_ body: @Sendable (any Store) async throws -> Void) async throws -> Void
+
+    var testDescription: String { name }
+
+    static let sqlite = StoreFactory(name: "SQLite") { body in
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tern-store-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let store = try SQLiteStore(path: folder + "/tern.sqlite")
+        do {
+            try await body(store)
+            try await store.close()
+        } catch {
+            try? await store.close()
+            throw error
+        }
+    }
+
+    static let postgres = StoreFactory(name: "PostgreSQL") { body in
+        try await PostgresTestServer.withStore { store in try await body(store) }
+    }
+
+    /// SQLite always; PostgreSQL when `TERN_TEST_POSTGRES_URL` names a server.
+    static var all: [StoreFactory] {
+        PostgresTestServer.isConfigured ? [.sqlite, .postgres] : [.sqlite]
+    }
+}
+
+func sampleMessage(recipients: Int = 2, at date: Date = Date(), header: String? = nil) -> QueuedMessage {
+    let id = MessageID.random()
+    return QueuedMessage(
+        id: id, messageIDHeader: header ?? "<\(id)@test>", mailFrom: "sender@example.com",
+        recipients: (0..<recipients).map { QueuedRecipient(id: .random(), address: "r\($0)@example.net") },
+        content: Array("Subject: hi\r\n\r\nbody\r\n".utf8), credential: "app", clientIP: "127.0.0.1",
+        receivedAt: date, eightBitMIME: false, smtpUTF8: false)
+}
+
+/// One suite, every store: what `Store` promises, whichever database keeps it.
+@Suite struct StoreConformanceTests {
+    @Test(arguments: StoreFactory.all)
+    func commitStoresMessageRecipientsAndOutboundEvents(_ factory: StoreFactory) async throws {
+        try await factory.withStore { store in
+            let first = sampleMessage(recipients: 2)
+            let second = sampleMessage(recipients: 3)
+            try await store.commit([first, second])
+            #expect(try await store.messageCount() == 2)
+            let stored = try #require(try await store.message(first.id))
+            #expect(stored.content == first.content)
+            #expect(stored.mailFrom == "sender@example.com")
+            #expect(stored.messageIDHeader == first.messageIDHeader)
+            #expect(stored.credential == "app")
+            #expect(stored.recipients.map(\.address) == ["r0@example.net", "r1@example.net"])
+            #expect(stored.recipients.map(\.id) == first.recipients.map(\.id))
+            #expect(stored.recipients.allSatisfy { $0.state == .queued })
+            #expect(try await store.message(second.id)?.recipients.count == 3)
+            #expect(try await store.counters(in: .allTime) == Counters(outbound: 5))
+            #expect(try await store.message(.random()) == nil)
+        }
+    }
+
+    /// Content is octets, not text: every byte value (NUL and 8-bit included) comes back as
+    /// written, and the time keeps its milliseconds.
+    @Test(arguments: StoreFactory.all)
+    func contentAndTimeRoundTrip(_ factory: StoreFactory) async throws {
+        try await factory.withStore { store in
+            let at = Date(millisecondsSince1970: 1_800_000_000_123)
+            var message = sampleMessage(recipients: 1, at: at)
+            message.content = (0..<4).flatMap { _ in Array(0...UInt8.max) }
+            message.mailFrom = ""
+            message.credential = nil
+            try await store.commit([message])
+            let stored = try #require(try await store.message(message.id))
+            #expect(stored.content == message.content)
+            #expect(stored.mailFrom == "")
+            #expect(stored.credential == nil)
+            #expect(stored.receivedAt.millisecondsSince1970 == 1_800_000_000_123)
+        }
+    }
+
+    @Test(arguments: StoreFactory.all)
+    func aFailedGroupCommitsNothing(_ factory: StoreFactory) async throws {
+        try await factory.withStore { store in
+            let message = sampleMessage()
+            try await store.commit([message])
+            // The same id again violates the primary key: the whole group is rolled back.
+            await #expect(throws: (any Error).self) { try await store.commit([sampleMessage(), message]) }
+            #expect(try await store.messageCount() == 1)
+            #expect(try await store.counters(in: .allTime).outbound == 2)
+        }
+    }
+
+    @Test(arguments: StoreFactory.all)
+    func anEmptyCommitWritesNothing(_ factory: StoreFactory) async throws {
+        try await factory.withStore { store in
+            try await store.commit([])
+            try await store.commit([sampleMessage(recipients: 0)])
+            #expect(try await store.messageCount() == 1)
+            #expect(try await store.counters(in: .allTime) == Counters())
+        }
+    }
+
+    @Test(arguments: StoreFactory.all)
+    func countersHonourTheRange(_ factory: StoreFactory) async throws {
+        try await factory.withStore { store in
+            let base = Date(timeIntervalSince1970: 1_800_000_000)
+            try await store.commit([
+                sampleMessage(recipients: 1, at: base),
+                sampleMessage(recipients: 2, at: base.addingTimeInterval(3600)),
+                sampleMessage(recipients: 4, at: base.addingTimeInterval(7200)),
+            ])
+            #expect(try await store.counters(in: .allTime).outbound == 7)
+            #expect(try await store.counters(in: TimeRange(from: base.addingTimeInterval(1))).outbound == 6)
+            #expect(try await store.counters(in: TimeRange(to: base.addingTimeInterval(3600))).outbound == 1)
+            #expect(try await store.counters(in: TimeRange(from: base, to: base.addingTimeInterval(3601))).outbound == 3)
+            #expect(try await store.counters(in: TimeRange(from: base.addingTimeInterval(9000))) == Counters())
+        }
+    }
+
+    @Test(arguments: StoreFactory.all)
+    func credentials(_ factory: StoreFactory) async throws {
+        try await factory.withStore { store in
+            let hasher = SecretHasher(rounds: 1 << 10)
+            let (credential, _) = try Credential.issue(
+                name: "app", networks: [try #require(IPNetwork("127.0.0.0/8")), try #require(IPNetwork("::1"))],
+                domains: ["Example.com", "mail.example.org"], hasher: hasher,
+                now: Date(millisecondsSince1970: 1_800_000_000_456))
+            try await store.addCredential(credential)
+            await #expect(throws: StoreError.self) { try await store.addCredential(credential) }
+            let loaded = try #require(try await store.credential(named: "app"))
+            #expect(loaded == credential)
+            #expect(loaded.domains == ["example.com", "mail.example.org"])
+            #expect(try await store.credential(apiKeyID: credential.apiKeyID)?.name == "app")
+            #expect(try await store.credential(apiKeyID: "nosuchkey000") == nil)
+            let (other, _) = try Credential.issue(name: "billing", networks: [], hasher: hasher)
+            try await store.addCredential(other)
+            #expect(try await store.credentials().map(\.name) == ["app", "billing"])
+            #expect(try await store.removeCredential(named: "app"))
+            #expect(!(try await store.removeCredential(named: "app")))
+            #expect(try await store.credential(named: "app") == nil)
+            #expect(try await store.credentials().map(\.name) == ["billing"])
+        }
+    }
+}
