@@ -174,8 +174,11 @@ public protocol InboundStore: Sendable {
     /// an `unsubscribe` also suppresses the address for the message's sending domain, once.
     func completeReport(_ id: InboundMessageID, outcome: ReportOutcome) async throws
 
-    /// Inbound messages whose posting is due at `now`, oldest due first.
-    func dueWebhooks(now: Date, limit: Int) async throws -> [InboundMessage]
+    /// Claims inbound messages whose posting is due at `now`, oldest due first: each is
+    /// not due again before `leaseUntil` (or the attempt recorded for it), so two nodes
+    /// never post one message at once, and a node that dies mid-post leaves it due again
+    /// once the lease ends.
+    func claimDueWebhooks(now: Date, limit: Int, leaseUntil: Date) async throws -> [InboundMessage]
 
     /// Records one posting attempt: delivered, to be tried again at `nextAttemptAt`, or given up.
     func recordWebhookAttempt(_ id: InboundMessageID, _ attempt: WebhookAttempt) async throws

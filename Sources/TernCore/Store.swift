@@ -2,7 +2,7 @@ import Foundation
 
 /// The store every part of Tern reads and writes: queue, events, credentials.
 /// Two implementations (SQLite, PostgreSQL) pass one conformance suite.
-public protocol Store: DeliveryStore, EngagementStore, InboundStore, DomainStore {
+public protocol Store: DeliveryStore, EngagementStore, InboundStore, DomainStore, NodeStore {
     /// Commits every message (content, envelope, recipients, one `outbound` event per
     /// recipient) durably in one transaction: all or nothing. Intake groups many
     /// sessions' messages into one call so they share one fsync.

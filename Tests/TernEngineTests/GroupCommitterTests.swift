@@ -66,7 +66,9 @@ final class RecordingStore: Store {
     func completeReport(_ id: InboundMessageID, outcome: ReportOutcome) async throws {
         try await inner.completeReport(id, outcome: outcome)
     }
-    func dueWebhooks(now: Date, limit: Int) async throws -> [InboundMessage] { try await inner.dueWebhooks(now: now, limit: limit) }
+    func claimDueWebhooks(now: Date, limit: Int, leaseUntil: Date) async throws -> [InboundMessage] {
+        try await inner.claimDueWebhooks(now: now, limit: limit, leaseUntil: leaseUntil)
+    }
     func recordWebhookAttempt(_ id: InboundMessageID, _ attempt: WebhookAttempt) async throws {
         try await inner.recordWebhookAttempt(id, attempt)
     }
@@ -82,6 +84,12 @@ final class RecordingStore: Store {
         try await inner.rotateKeys(of: name, to: keys, at: date)
     }
     func setVerified(_ name: String, at date: Date?) async throws { try await inner.setVerified(name, at: date) }
+    func heartbeat(_ node: NodeRecord) async throws { try await inner.heartbeat(node) }
+    func nodes(deliveriesSince since: Date) async throws -> [NodeStatus] { try await inner.nodes(deliveriesSince: since) }
+    func removeNode(_ id: String) async throws -> Bool { try await inner.removeNode(id) }
+    func sharedSecret(named name: String, proposed: [UInt8]) async throws -> [UInt8] {
+        try await inner.sharedSecret(named: name, proposed: proposed)
+    }
 }
 
 func temporaryStorePath() throws -> (folder: String, path: String) {

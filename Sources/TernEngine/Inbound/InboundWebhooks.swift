@@ -178,7 +178,11 @@ public final class InboundWebhooks: Service, Sendable {
 
     private func dueMessages(limit: Int) async -> [InboundMessage] {
         do {
-            return try await store.dueWebhooks(now: Date(), limit: limit)
+            // Claimed for twice the post timeout: the attempt is recorded well before then,
+            // and a node that died mid-post leaves the message to another one after it.
+            let now = Date()
+            return try await store.claimDueWebhooks(
+                now: now, limit: limit, leaseUntil: now.addingTimeInterval(2 * configuration.timeout.schedulerTimeInterval))
         } catch {
             if !Task.isCancelled { logger.error("cannot read due inbound webhooks: \(error)") }
             return []
