@@ -135,7 +135,7 @@ let package = Package(
         .executableTarget(
             name: "tern",
             dependencies: [
-                "SMTPCore", "SMTPNIO", "TernCore", "TernDNS", "TernStoreSQLite", "TernEngine", "TernHTTP", "MailReports", "DKIM",
+                "SMTPCore", "SMTPNIO", "TernCore", "TernDNS", "TernStoreSQLite", "TernStorePostgres", "TernEngine", "TernHTTP", "MailReports", "DKIM",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -81,29 +81,45 @@ private func parseHex16(_ text: String) -> Int64? {
 }
 
 /// Ids that grow with time: the milliseconds since 2025-01-01 in the high 41 bits (until
-/// 2094), a sequence in the low 22. Stores keyed by id then append new rows at the end of
-/// their B-trees instead of at random places, which keeps commits cheap as the store grows.
+/// 2094), then a 12-bit sequence, then a 10-bit node number. Stores keyed by id then append
+/// new rows at the end of their B-trees instead of at random places, which keeps commits
+/// cheap as the store grows.
 ///
-/// Within one process every id is larger than the one before. Each millisecond's sequence
-/// starts at a random point of the lower half, so two processes rarely meet; if they did,
-/// the store's primary key refuses the second commit (the client is told to retry: nothing
-/// acknowledged is lost).
+/// Within one process every id is larger than the one before. Two nodes never give the same
+/// id: each has its own node number (`NodeStore.nodeNumber(of:)`, set with `setNode(_:)`
+/// before the first id; a process that sets none, such as a test, takes a random one). A
+/// node making more than 4,096 ids in one millisecond borrows the next millisecond.
 public final class TimeOrderedID: Sendable {
     /// 2025-01-01T00:00:00Z in milliseconds since 1970.
     public static let epochMilliseconds: Int64 = 1_735_689_600_000
+    /// The bits below the time: sequence and node number.
     public static let sequenceBits = 22
+    public static let nodeBits = 10
+    /// Node numbers are 0..<1024.
+    public static let nodeCount = 1 << nodeBits
 
     /// The process's generator: every id it gives is larger than the one before.
     public static let shared = TimeOrderedID()
 
-    /// The last id given, and the state of the generator that picks each millisecond's
-    /// starting point: seeded once from the system, so an id costs no system call.
-    private let state: Mutex<(last: Int64, random: SplitMix64)>
+    /// The last id given, and this generator's node number.
+    private let state: Mutex<(last: Int64, node: Int64)>
 
     public init() {
-        var seed = SystemRandomNumberGenerator()
-        state = Mutex((last: 0, random: SplitMix64(seed: seed.next())))
+        state = Mutex((last: 0, node: Int64.random(in: 0..<Int64(Self.nodeCount))))
     }
+
+    public init(node: Int) {
+        precondition((0..<Self.nodeCount).contains(node), "a node number is 0..<\(Self.nodeCount)")
+        state = Mutex((last: 0, node: Int64(node)))
+    }
+
+    /// This process's node number from now on (`tern serve` sets the one the store gave it).
+    public func setNode(_ node: Int) {
+        precondition((0..<Self.nodeCount).contains(node), "a node number is 0..<\(Self.nodeCount)")
+        state.withLock { $0.node = Int64(node) }
+    }
+
+    public var node: Int { state.withLock { Int($0.node) } }
 
     public static func next() -> Int64 {
         shared.next(nowMilliseconds: Int64(Date().timeIntervalSince1970 * 1000))
@@ -112,8 +128,9 @@ public final class TimeOrderedID: Sendable {
     public func next(nowMilliseconds: Int64) -> Int64 {
         let elapsed = max(0, nowMilliseconds - Self.epochMilliseconds)
         return state.withLock { state in
-            let offset = Int64(state.random.next() % ((1 << (Self.sequenceBits - 1)) - 1)) + 1
-            state.last = max(state.last + 1, elapsed << Self.sequenceBits | offset)
+            // The next sequence number after the last id, with this node's number below it.
+            let following = ((state.last >> Self.nodeBits) + 1) << Self.nodeBits | state.node
+            state.last = max(following, elapsed << Self.sequenceBits | state.node)
             return state.last
         }
     }
@@ -121,6 +138,11 @@ public final class TimeOrderedID: Sendable {
     /// When an id was made (to the millisecond).
     public static func date(of id: Int64) -> Date {
         Date(timeIntervalSince1970: Double((id >> sequenceBits) + epochMilliseconds) / 1000)
+    }
+
+    /// The node number that made an id.
+    public static func node(of id: Int64) -> Int {
+        Int(id & Int64(nodeCount - 1))
     }
 }
 

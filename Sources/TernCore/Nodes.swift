@@ -61,7 +61,20 @@ public protocol NodeStore: Sendable {
     /// are released.
     func removeNode(_ id: String) async throws -> Bool
 
+    /// The node number (0..<`TimeOrderedID.nodeCount`) that node `id` puts in the ids it
+    /// makes: the one it was given before, else the lowest no other node holds. Two nodes
+    /// never hold one number; `removeNode` frees it. Throws when every number is taken.
+    func nodeNumber(of id: String) async throws -> Int
+
     /// The secret called `name`. The first caller's `proposed` value is stored and every
     /// later caller (on any node, also at the same moment) gets that one.
     func sharedSecret(named name: String, proposed: [UInt8]) async throws -> [UInt8]
+}
+
+/// The secrets `tern serve` keeps in the store (`NodeStore.sharedSecret`).
+public enum SharedSecretName {
+    /// Signs tracking, unsubscribe and VERP tokens.
+    public static let tokens = "tokens"
+    /// Signs inbound webhook posts (unless `inbound.webhook_secret` is configured).
+    public static let webhooks = "webhooks"
 }

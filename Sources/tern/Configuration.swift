@@ -1,5 +1,6 @@
 import Foundation
 import TernEngine
+import TernStorePostgres
 import Yams
 
 /// Everything `tern` reads from `tern.yaml` and `TERN_…` environment variables, read
@@ -21,6 +22,25 @@ struct TernConfiguration: Sendable {
     var complaints = Complaints()
     var inbound = Inbound()
     var sending = Sending()
+    var store = StoreSettings()
+    var nodes = Nodes()
+
+    /// Where everything is kept.
+    struct StoreSettings: Sendable {
+        /// nil: SQLite in the data folder (one node). `postgres://user:password@host:port/database`:
+        /// PostgreSQL, which several nodes may share.
+        var url: String?
+        /// Connections each node's pool opens at most (PostgreSQL).
+        var maxConnections: Int?
+        /// Seconds to wait for the database at start-up before giving up.
+        var connectTimeout = 30
+    }
+
+    /// How the nodes sharing a store see each other.
+    struct Nodes: Sendable {
+        /// Seconds between heartbeats; a node silent for three of them is no longer counted as live.
+        var heartbeatInterval = 10
+    }
 
     /// Who may send for which domain.
     struct Sending: Sendable {
@@ -83,6 +103,8 @@ struct TernConfiguration: Sendable {
         var credentials: [String: String] = [:]
         /// A JSON file of engagement rules (see README), replacing or extending the built-in ones.
         var rulesFile: String?
+        /// The token signing secret (base64, 32 bytes or more); nil: the one kept in the store.
+        var secret: String?
         /// Earlier signing secrets (base64) whose tokens still verify after a rotation.
         var previousSecrets: [String] = []
         /// The body placeholder replaced by the unsubscribe URL.
@@ -179,11 +201,12 @@ extension TernConfiguration {
         "delivery.connection_cache", "delivery.connection_cache_idle_timeout", "delivery.connection_reuse_count_limit",
         "delivery.connection_reuse_time_limit", "delivery.connection_cache_max_idle_per_host",
         "delivery.connection_cache_max_idle",
-        "tracking.track", "tracking.credentials", "tracking.rules_file", "tracking.previous_secrets",
+        "tracking.track", "tracking.credentials", "tracking.rules_file", "tracking.secret", "tracking.previous_secrets",
         "tracking.placeholder",
         "domains", "bounces.verp", "complaints.addresses",
         "inbound.routes", "inbound.webhook_secret", "inbound.retry_schedule", "inbound.max_age", "inbound.timeout",
         "inbound.max_attachment_size", "sending.allow_unverified_domains",
+        "store.url", "store.max_connections", "store.connect_timeout", "nodes.heartbeat_interval",
     ]
 
     /// Keys whose value is a mapping with free-form keys (domains), not more configuration keys.
@@ -275,8 +298,20 @@ extension TernConfiguration {
         if let value = try source.string("tracking.track") { tracking.track = value }
         if let value = try source.map("tracking.credentials") { tracking.credentials = value }
         tracking.rulesFile = try source.string("tracking.rules_file")
+        tracking.secret = try source.string("tracking.secret")
         if let value = try source.list("tracking.previous_secrets") { tracking.previousSecrets = value }
         if let value = try source.string("tracking.placeholder"), !value.isEmpty { tracking.placeholder = value }
+        store.url = try source.string("store.url").flatMap { $0.isEmpty ? nil : $0 }
+        store.maxConnections = try source.int("store.max_connections", minimum: 1)
+        if let value = try source.int("store.connect_timeout", minimum: 1) { store.connectTimeout = value }
+        if let value = try source.int("nodes.heartbeat_interval", minimum: 1) { nodes.heartbeatInterval = value }
+        if let url = store.url {
+            do {
+                _ = try PostgresStoreURL(parsing: url)
+            } catch {
+                throw ConfigurationError(description: "\(error) (\(source.values["store.url"]?.origin ?? "store.url"))")
+            }
+        }
         if (tls.certificate == nil) != (tls.key == nil) {
             throw ConfigurationError(description: "tls.certificate and tls.key must be given together")
         }

@@ -6,7 +6,8 @@ import SwiftASN1
 import X509
 
 /// Files `tern serve` keeps in its data folder: the self-signed certificate used when
-/// none is configured, and the signing secret for tokens.
+/// none is configured, and this node's name. (Secrets live in the store, shared by every
+/// node; an earlier Tern's secret files here are adopted once.)
 struct DataFolder {
     var path: String
 
@@ -92,31 +93,27 @@ struct DataFolder {
         return id
     }
 
-    /// The signing secret for tokens (tracking, unsubscribe, VERP): 32 random bytes,
-    /// made on first start and kept (mode 0600) so that tokens stay valid across restarts.
-    func signingSecret() throws -> [UInt8] {
-        if let text = try? String(contentsOfFile: signingSecretPath, encoding: .utf8),
-            let data = Data(base64Encoded: text.trimmingCharacters(in: .whitespacesAndNewlines)), data.count >= 32
-        {
-            return [UInt8](data)
-        }
-        let secret = SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }
-        try writeSecretFile(signingSecretPath, contents: Data(secret).base64EncodedString() + "\n")
-        return secret
+    /// The token signing secret an earlier Tern kept in this folder (`signing-secret`,
+    /// base64), which the store adopts when it has none yet: tokens already sent stay valid.
+    func earlierSigningSecret() -> [UInt8]? {
+        readSecret(signingSecretPath, minimumLength: 32)
     }
 
-    /// The key that signs webhook posts (`data_dir/webhook-secret`, generated once). Kept
-    /// apart from the token secret: it is given to customers to check the posts.
-    func webhookSecret() throws -> [UInt8] {
-        let path = (self.path as NSString).appendingPathComponent("webhook-secret")
-        if let text = try? String(contentsOfFile: path, encoding: .utf8),
-            let data = Data(base64Encoded: text.trimmingCharacters(in: .whitespacesAndNewlines)), data.count >= 16
-        {
-            return [UInt8](data)
-        }
-        let secret = SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }
-        try writeSecretFile(path, contents: Data(secret).base64EncodedString() + "\n")
-        return secret
+    /// The webhook signing secret an earlier Tern kept in this folder (`webhook-secret`).
+    func earlierWebhookSecret() -> [UInt8]? {
+        readSecret((path as NSString).appendingPathComponent("webhook-secret"), minimumLength: 16)
+    }
+
+    /// 32 random bytes, for a secret the store does not have yet.
+    static func newSecret() -> [UInt8] {
+        SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }
+    }
+
+    private func readSecret(_ path: String, minimumLength: Int) -> [UInt8]? {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8),
+            let data = Data(base64Encoded: text.trimmingCharacters(in: .whitespacesAndNewlines)), data.count >= minimumLength
+        else { return nil }
+        return [UInt8](data)
     }
 
     private func writeSecretFile(_ path: String, contents: String) throws {

@@ -5,7 +5,6 @@ import NIOPosix
 import TernCore
 import TernEngine
 import TernHTTP
-import TernStoreSQLite
 
 /// `tern domain …`: sending domains, their DKIM keys and the DNS records to publish.
 struct DomainCommand: AsyncParsableCommand {
@@ -41,14 +40,11 @@ struct DomainCommand: AsyncParsableCommand {
             let domain = SendingDomain(
                 name: name, returnPathDomain: try returnPathDomain.map(DomainCommand.validated), track: track, inboundRoute: inboundRoute,
                 createdAt: now, keys: try DomainCommand.newKeys(ed25519: ed25519, at: now, taken: []))
-            let store = try openStore(configuration)
             do {
-                try await store.addDomain(domain)
+                try await withStore(configuration) { store in try await store.addDomain(domain) }
             } catch let error as StoreError where error.code == .duplicate {
-                try await store.close()
                 throw ValidationError(error.message)
             }
-            try await store.close()
             try DomainCommand.printRecords(of: domain, configuration: configuration, json: json)
         }
     }
@@ -60,9 +56,7 @@ struct DomainCommand: AsyncParsableCommand {
 
         func run() async throws {
             let configuration = try options.load()
-            let store = try openStore(configuration)
-            let domains = try await store.domains()
-            try await store.close()
+            let domains = try await withStore(configuration) { store in try await store.domains() }
             if json {
                 try printJSON(domains.map { DomainView($0, records: configuration.domainRecordPlan().records(for: $0)) })
                 return
@@ -81,9 +75,7 @@ struct DomainCommand: AsyncParsableCommand {
         @Argument var name: String
 
         func run() async throws {
-            let store = try openStore(try options.load())
-            let removed = try await store.removeDomain(named: name)
-            try await store.close()
+            let removed = try await withStore(try options.load()) { store in try await store.removeDomain(named: name) }
             guard removed else { throw ValidationError("no sending domain \(name)") }
             print("removed \(name.lowercased())")
         }
@@ -100,14 +92,15 @@ struct DomainCommand: AsyncParsableCommand {
 
         func run() async throws {
             let configuration = try options.load()
-            let (store, domain) = try await DomainCommand.open(name, configuration)
-            let now = Date()
-            let dual = ed25519 || domain.signingKeys.contains { $0.algorithm == "ed25519" }
-            let keys = try DomainCommand.newKeys(ed25519: dual, at: now, taken: Set(domain.keys.map(\.selector)))
-            try await store.rotateKeys(of: domain.name, to: keys, at: now)
-            try await store.setVerified(domain.name, at: nil)
-            let rotated = try await store.domain(named: domain.name) ?? domain
-            try await store.close()
+            let (domain, rotated) = try await withStore(configuration) { store in
+                let domain = try await DomainCommand.domain(name, in: store)
+                let now = Date()
+                let dual = ed25519 || domain.signingKeys.contains { $0.algorithm == "ed25519" }
+                let keys = try DomainCommand.newKeys(ed25519: dual, at: now, taken: Set(domain.keys.map(\.selector)))
+                try await store.rotateKeys(of: domain.name, to: keys, at: now)
+                try await store.setVerified(domain.name, at: nil)
+                return (domain, try await store.domain(named: domain.name) ?? domain)
+            }
             try DomainCommand.printRecords(of: rotated, configuration: configuration, json: json)
             if !json {
                 let retired = domain.signingKeys.map(\.selector).joined(separator: ", ")
@@ -125,12 +118,14 @@ struct DomainCommand: AsyncParsableCommand {
 
         func run() async throws {
             let configuration = try options.load()
-            let (store, domain) = try await DomainCommand.open(name, configuration)
             let resolver = try configuration.dnsResolver(group: MultiThreadedEventLoopGroup.singleton)
-            let checks = await DomainVerifier(resolver: resolver).check(configuration.domainRecordPlan().records(for: domain))
-            let verified = DomainVerifier.isVerified(checks)
-            try await store.setVerified(domain.name, at: verified ? Date() : nil)
-            try await store.close()
+            let (domain, checks, verified) = try await withStore(configuration) { store in
+                let domain = try await DomainCommand.domain(name, in: store)
+                let checks = await DomainVerifier(resolver: resolver).check(configuration.domainRecordPlan().records(for: domain))
+                let verified = DomainVerifier.isVerified(checks)
+                try await store.setVerified(domain.name, at: verified ? Date() : nil)
+                return (domain, checks, verified)
+            }
             if json {
                 try printJSON(VerificationView(domain: domain.name, verified: verified, records: checks))
             } else {
@@ -149,14 +144,12 @@ struct DomainCommand: AsyncParsableCommand {
         }
     }
 
-    /// The store, and the sending domain `name` in it; a usage error (store closed) when there is none.
-    static func open(_ name: String, _ configuration: TernConfiguration) async throws -> (SQLiteStore, SendingDomain) {
-        let store = try openStore(configuration)
+    /// The sending domain `name` in the store; a usage error when there is none.
+    static func domain(_ name: String, in store: any Store) async throws -> SendingDomain {
         guard let domain = try await store.domain(named: name) else {
-            try await store.close()
             throw ValidationError("no sending domain \(name)")
         }
-        return (store, domain)
+        return domain
     }
 
     /// A lower-case domain name with at least one dot, or a usage error.

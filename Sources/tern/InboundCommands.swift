@@ -18,9 +18,7 @@ struct InboundCommand: AsyncParsableCommand {
         @Option(help: "Show at most this many.") var limit = 100
 
         func run() async throws {
-            let store = try openStore(try options.load())
-            let messages = try await store.inboundMessages(limit: limit)
-            try await store.close()
+            let messages = try await withStore(try options.load()) { store in try await store.inboundMessages(limit: limit) }
             if json {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.sortedKeys]

@@ -63,9 +63,9 @@ extension TernConfiguration {
 }
 
 extension TernConfiguration {
-    /// The webhook poster: `inbound.webhook_secret` (base64) or the data folder's, and the
+    /// The webhook poster: `inbound.webhook_secret` (base64) or the one shared in the store, and the
     /// retry schedule, counted from each message's arrival.
-    func inboundWebhooksConfiguration(folderSecret: () throws -> [UInt8]) throws -> InboundWebhooks.Configuration {
+    func inboundWebhooksConfiguration(store: any NodeStore, folder: DataFolder) async throws -> InboundWebhooks.Configuration {
         var secret: [UInt8]
         if let text = inbound.webhookSecret {
             guard let data = Data(base64Encoded: text.trimmingCharacters(in: .whitespaces)), data.count >= 16 else {
@@ -73,7 +73,8 @@ extension TernConfiguration {
             }
             secret = [UInt8](data)
         } else {
-            secret = try folderSecret()
+            secret = try await store.sharedSecret(
+                named: SharedSecretName.webhooks, proposed: folder.earlierWebhookSecret() ?? DataFolder.newSecret())
         }
         var retry = InboundWebhooks.Configuration.defaultRetry
         if let schedule = inbound.retrySchedule, let last = schedule.last {

@@ -17,9 +17,7 @@ struct MessageCommand: AsyncParsableCommand {
         guard let messageID = MessageID(id.lowercased()) else {
             throw ValidationError("'\(id)' is not a message id (16 hexadecimal digits)")
         }
-        let store = try openStore(try options.load())
-        let view = try await MessageView.load(messageID, from: store)
-        try await store.close()
+        let view = try await withStore(try options.load()) { store in try await MessageView.load(messageID, from: store) }
         guard let view else { throw ValidationError("no message \(id)") }
         if json {
             try printJSON(view)

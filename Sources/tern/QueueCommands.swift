@@ -24,9 +24,7 @@ struct QueueCommand: AsyncParsableCommand {
         @Option(help: "Show at most this many.") var limit = 1000
 
         func run() async throws {
-            let store = try openStore(try options.load())
-            let entries = try await store.queueEntries(limit: limit)
-            try await store.close()
+            let entries = try await withStore(try options.load()) { store in try await store.queueEntries(limit: limit) }
             if json {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.sortedKeys]
@@ -55,9 +53,7 @@ struct QueueCommand: AsyncParsableCommand {
 
         func run() async throws {
             let raw = try parseQueueID(id)
-            let store = try openStore(try options.load())
-            let count = try await store.retryNow(raw, now: Date())
-            try await store.close()
+            let count = try await withStore(try options.load()) { store in try await store.retryNow(raw, now: Date()) }
             guard count > 0 else { throw ValidationError("nothing queued with id \(id)") }
             print("\(count) recipient(s) due now")
         }
@@ -71,9 +67,7 @@ struct QueueCommand: AsyncParsableCommand {
 
         func run() async throws {
             let raw = try parseQueueID(id)
-            let store = try openStore(try options.load())
-            let count = try await store.drop(raw, now: Date())
-            try await store.close()
+            let count = try await withStore(try options.load()) { store in try await store.drop(raw, now: Date()) }
             guard count > 0 else { throw ValidationError("nothing queued with id \(id)") }
             print("\(count) recipient(s) dropped")
         }
@@ -98,9 +92,8 @@ struct SuppressionCommand: AsyncParsableCommand {
             guard address.contains("@"), !address.contains(where: { $0 == " " || $0 == "<" || $0 == ">" }) else {
                 throw ValidationError("'\(address)' is not an email address")
             }
-            let store = try openStore(try options.load())
-            try await store.addSuppression(Suppression(address: address, domain: domain ?? "", reason: reason, createdAt: Date()))
-            try await store.close()
+            let suppression = Suppression(address: address, domain: domain ?? "", reason: reason, createdAt: Date())
+            try await withStore(try options.load()) { store in try await store.addSuppression(suppression) }
             print("suppressed \(address.lowercased())" + (domain.map { " for mail from \($0.lowercased())" } ?? ""))
         }
     }
@@ -112,9 +105,9 @@ struct SuppressionCommand: AsyncParsableCommand {
         @Option(help: "Only the entry for this sending domain; default: every entry of the address.") var domain: String?
 
         func run() async throws {
-            let store = try openStore(try options.load())
-            let removed = try await store.removeSuppression(address: address, domain: domain)
-            try await store.close()
+            let removed = try await withStore(try options.load()) { store in
+                try await store.removeSuppression(address: address, domain: domain)
+            }
             guard removed > 0 else { throw ValidationError("\(address) is not suppressed" + (domain.map { " for \($0)" } ?? "")) }
             print("removed \(address.lowercased())" + (removed > 1 ? " (\(removed) entries)" : ""))
         }
@@ -126,9 +119,7 @@ struct SuppressionCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
-            let store = try openStore(try options.load())
-            let list = try await store.suppressions()
-            try await store.close()
+            let list = try await withStore(try options.load()) { store in try await store.suppressions() }
             if json {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.sortedKeys]

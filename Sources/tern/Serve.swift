@@ -29,9 +29,32 @@ struct Serve: AsyncParsableCommand {
         let folder = DataFolder(path: configuration.dataDir)
         try folder.create()
         let tlsContext = try folder.tlsContext(configuration: configuration)
-        let store = try SQLiteStore(path: configuration.databasePath)
-        let secret = try folder.signingSecret()
-        let keys = try configuration.trackingKeys(currentSecret: secret)
+        try await withStore(configuration) { store in
+            try await serve(configuration, store: store, folder: folder, tlsContext: tlsContext, logger: logger)
+        }
+        logger.info("stopped")
+    }
+
+    private func serve(
+        _ configuration: TernConfiguration, store: any Store, folder: DataFolder, tlsContext: NIOSSLContext, logger: Logger
+    ) async throws {
+        // This node among those sharing the store: its name in leases and its number in new ids.
+        let nodeID = try folder.nodeID()
+        let nodeNumber = try await store.nodeNumber(of: nodeID)
+        TimeOrderedID.shared.setNode(nodeNumber)
+        let nodes = NodeRegistry(
+            store: store,
+            configuration: NodeRegistry.Configuration(
+                node: nodeID, hostname: ProcessInfo.processInfo.hostName,
+                detail: "smtp \((configuration.submission.listen + configuration.submission.tlsListen).joined(separator: ",")) http \(configuration.http.listen)",
+                interval: .seconds(configuration.nodes.heartbeatInterval)),
+            logger: Logger(label: "tern.nodes"))
+        try await nodes.register()
+        logger.info(
+            "node \(nodeID) (number \(nodeNumber)) on \(configuration.store.url == nil ? "SQLite \(configuration.databasePath)" : "PostgreSQL"); \(nodes.liveNodes) live node(s)")
+
+        // Secrets every node signs and verifies with live in the store (unless configured).
+        let keys = try configuration.trackingKeys(currentSecret: try await configuration.tokenSecret(store: store, folder: folder))
         let domains = DomainDirectory(store: store, logger: Logger(label: "tern.domains"))
         await domains.reload()
         let tracking = try TrackingWiring(configuration: configuration, keys: keys, store: store, domains: domains)
@@ -55,13 +78,17 @@ struct Serve: AsyncParsableCommand {
             listeners: try configuration.submissionListeners(),
             logger: logger)
 
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: committer), .init(service: domains)]
+        // The registry is stopped last: a node is marked stopped once it has finished its work.
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: nodes), .init(service: committer), .init(service: domains),
+        ]
         if configuration.delivery.enabled {
             let resolver = try configuration.dnsResolver(group: eventLoops)
             let transport = SMTPTransport(
                 configuration: try configuration.transportConfiguration(), resolver: resolver, group: eventLoops,
                 logger: Logger(label: "tern.delivery"))
-            var deliveryConfiguration = try configuration.deliveryConfiguration(node: try folder.nodeID())
+            var deliveryConfiguration = try configuration.deliveryConfiguration(node: nodeID)
+            deliveryConfiguration.liveNodes = { nodes.liveNodes }
             if configuration.bounces.verp {
                 deliveryConfiguration.returnPath = VERPReturnPath(keys: keys, returnPaths: configuration.returnPaths(domains))
             }
@@ -100,7 +127,8 @@ struct Serve: AsyncParsableCommand {
             logger: Logger(label: "tern.reports"))))
 
         let webhooks = InboundWebhooks(
-            store: store, configuration: try configuration.inboundWebhooksConfiguration(folderSecret: folder.webhookSecret),
+            store: store,
+            configuration: try await configuration.inboundWebhooksConfiguration(store: store, folder: folder),
             logger: Logger(label: "tern.inbound"))
         services.append(.init(service: webhooks))
         let mxListeners = try configuration.mxListeners()
@@ -125,14 +153,7 @@ struct Serve: AsyncParsableCommand {
                 services: services,
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
-        do {
-            try await group.run()
-        } catch {
-            try? await store.close()
-            throw error
-        }
-        try await store.close()
-        logger.info("stopped")
+        try await group.run()
     }
 }
 

@@ -3,7 +3,6 @@ import Foundation
 import Logging
 import TernCore
 import TernHTTP
-import TernStoreSQLite
 
 @main
 struct Tern: AsyncParsableCommand {
@@ -12,7 +11,7 @@ struct Tern: AsyncParsableCommand {
         abstract: "Tern: email delivery — SMTP submission, durable queue, delivery and tracking.",
         subcommands: [
             Serve.self, CredentialCommand.self, Stats.self, MessageCommand.self, QueueCommand.self, SuppressionCommand.self,
-            InboundCommand.self, ReportCommand.self, DomainCommand.self,
+            InboundCommand.self, ReportCommand.self, DomainCommand.self, NodesCommand.self, SecretCommand.self,
         ]
     )
 }
@@ -25,12 +24,6 @@ struct ConfigOption: ParsableArguments {
     func load() throws -> TernConfiguration {
         try TernConfiguration.load(path: config)
     }
-}
-
-/// Opens the configured store for a one-shot command.
-func openStore(_ configuration: TernConfiguration) throws -> SQLiteStore {
-    try DataFolder(path: configuration.dataDir).create()
-    return try SQLiteStore(path: configuration.databasePath)
 }
 
 func printJSON<T: Encodable>(_ value: T) throws {
@@ -51,9 +44,7 @@ struct Stats: AsyncParsableCommand {
     func run() async throws {
         let configuration = try options.load()
         let range = TimeRange(from: try from.map { try parseDate($0, option: "--from") }, to: try to.map { try parseDate($0, option: "--to") })
-        let store = try openStore(configuration)
-        let counters = try await store.counters(in: range)
-        try await store.close()
+        let counters = try await withStore(configuration) { store in try await store.counters(in: range) }
         if json {
             try printJSON(StatsResponse(counters: counters, range: range))
         } else {
@@ -102,18 +93,15 @@ struct CredentialCommand: AsyncParsableCommand {
                 return network
             }
             let configuration = try options.load()
-            let store = try openStore(configuration)
             for domain in domains where !domain.contains(".") || domain.contains("@") || domain.contains(" ") {
                 throw ValidationError("--domain '\(domain)' is not a domain name (e.g. example.com)")
             }
             let (credential, issued) = try Credential.issue(name: name, networks: parsed, domains: domains)
             do {
-                try await store.addCredential(credential)
+                try await withStore(configuration) { store in try await store.addCredential(credential) }
             } catch let error as StoreError where error.code == .duplicate {
-                try await store.close()
                 throw ValidationError(error.message)
             }
-            try await store.close()
             if json {
                 try printJSON(issued)
             } else {
@@ -140,9 +128,7 @@ struct CredentialCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
-            let store = try openStore(try options.load())
-            let credentials = try await store.credentials()
-            try await store.close()
+            let credentials = try await withStore(try options.load()) { store in try await store.credentials() }
             let rows = credentials.map {
                 Row(name: $0.name, networks: $0.networks.map(\.description), domains: $0.domains, created_at: ISO8601.format($0.createdAt))
             }
@@ -164,9 +150,7 @@ struct CredentialCommand: AsyncParsableCommand {
         @Argument var name: String
 
         func run() async throws {
-            let store = try openStore(try options.load())
-            let removed = try await store.removeCredential(named: name)
-            try await store.close()
+            let removed = try await withStore(try options.load()) { store in try await store.removeCredential(named: name) }
             guard removed else { throw ValidationError("no credential named \(name)") }
             print("removed \(name)")
         }

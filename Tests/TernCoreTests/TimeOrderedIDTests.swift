@@ -18,7 +18,7 @@ import TernCore
         let now: Int64 = 1_800_000_000_000
         let first = generator.next(nowMilliseconds: now)
         let earlier = generator.next(nowMilliseconds: now - 60_000)
-        #expect(earlier == first + 1)
+        #expect(earlier == first + Int64(TimeOrderedID.nodeCount))
     }
 
     @Test func carryTheirTimeAndStayPositiveFor69Years() {
@@ -37,22 +37,31 @@ import TernCore
         #expect(newer > older)
     }
 
-    /// Each millisecond starts at a random point of the lower half of the sequence, so that
-    /// two processes starting in the same millisecond rarely give the same id.
-    @Test func startingPointsAreSpreadOverTheLowerHalf() {
+    /// Two nodes never give the same id, whatever their clocks: each id carries its node number.
+    @Test func twoNodesNeverGiveTheSameID() {
         let now: Int64 = 1_800_000_000_000
-        let half = Int64(1) << (TimeOrderedID.sequenceBits - 1)
-        var starts: Set<Int64> = []
-        for millisecond in 0..<200 {
-            let id = TimeOrderedID().next(nowMilliseconds: now + Int64(millisecond))
-            let sequence = id & ((Int64(1) << TimeOrderedID.sequenceBits) - 1)
-            #expect(sequence >= 1 && sequence < half)
-            starts.insert(sequence)
+        let first = TimeOrderedID(node: 1)
+        let second = TimeOrderedID(node: 2)
+        var seen: Set<Int64> = []
+        for step in 0..<10_000 {
+            // Bursts well past one millisecond's 4,096 sequence numbers, with clocks apart.
+            let a = first.next(nowMilliseconds: now + Int64(step / 5_000))
+            let b = second.next(nowMilliseconds: now + Int64(step / 3_000))
+            #expect(TimeOrderedID.node(of: a) == 1)
+            #expect(TimeOrderedID.node(of: b) == 2)
+            #expect(seen.insert(a).inserted)
+            #expect(seen.insert(b).inserted)
         }
-        #expect(starts.count > 190)
-        // A second generator in the same millisecond starts somewhere else.
-        let first = TimeOrderedID().next(nowMilliseconds: now)
-        let clashes = (0..<100).filter { _ in TimeOrderedID().next(nowMilliseconds: now) == first }
-        #expect(clashes.count < 3)
+    }
+
+    @Test func aNodeNumberSetLaterAppliesToTheNextID() {
+        let generator = TimeOrderedID(node: 5)
+        let now: Int64 = 1_800_000_000_000
+        let before = generator.next(nowMilliseconds: now)
+        generator.setNode(1023)
+        let after = generator.next(nowMilliseconds: now)
+        #expect(after > before)
+        #expect(TimeOrderedID.node(of: after) == 1023)
+        #expect(generator.node == 1023)
     }
 }

@@ -87,6 +87,7 @@ final class RecordingStore: Store {
     func heartbeat(_ node: NodeRecord) async throws { try await inner.heartbeat(node) }
     func nodes(deliveriesSince since: Date) async throws -> [NodeStatus] { try await inner.nodes(deliveriesSince: since) }
     func removeNode(_ id: String) async throws -> Bool { try await inner.removeNode(id) }
+    func nodeNumber(of id: String) async throws -> Int { try await inner.nodeNumber(of: id) }
     func sharedSecret(named name: String, proposed: [UInt8]) async throws -> [UInt8] {
         try await inner.sharedSecret(named: name, proposed: proposed)
     }

@@ -205,6 +205,36 @@ private struct FakeStore {
         #expect(limits.last == 20)
     }
 
+    @Test func liveNodesDivideTheMaximum() {
+        // Default policy: initial 5, maximum 20. Two nodes: 10 each; three: 6; twenty-one: 1.
+        var (scheduler, started) = loaded(count: 500)
+        scheduler.setLiveNodes(2)
+        #expect(scheduler.nodeMaximum == 10)
+        var inFlight = started
+        for _ in 0..<30 {
+            let job = inFlight.removeFirst()
+            inFlight += scheduler.attemptsFinished(results(job, .sent), now: t0).start
+        }
+        #expect(scheduler.concurrencyLimit(for: "example.net") == 10)
+        #expect(inFlight.count == 10)
+        // A third node: the window shrinks at once, and nothing starts until in-flight drops below 6.
+        scheduler.setLiveNodes(3)
+        #expect(scheduler.concurrencyLimit(for: "example.net") == 6)
+        for _ in 0..<4 {
+            let job = inFlight.removeFirst()
+            #expect(scheduler.attemptsFinished(results(job, .sent), now: t0).start.isEmpty)
+        }
+        let job = inFlight.removeFirst()
+        inFlight += scheduler.attemptsFinished(results(job, .sent), now: t0).start
+        #expect(inFlight.count == 6)
+        #expect(scheduler.concurrencyLimit(for: "example.net") == 6)
+        // Many nodes: never below one each; a node leaving lets the window grow again.
+        scheduler.setLiveNodes(21)
+        #expect(scheduler.nodeMaximum == 1)
+        scheduler.setLiveNodes(1)
+        #expect(scheduler.nodeMaximum == 20)
+    }
+
     @Test func permanentFailureAndRecipientDeferralCountAsReachingTheDestination() {
         var (scheduler, started) = loaded(count: 50)
         _ = scheduler.attemptsFinished(results(started[0], .failed), now: t0)

@@ -19,6 +19,9 @@ public struct DeliveryService: Service {
         /// names the recipient (nil: the client's envelope sender is kept). Each job then
         /// carries one recipient.
         public var returnPath: VERPReturnPath?
+        /// The number of live nodes sharing the queue (read at every tick), which divide the
+        /// per-destination concurrency maximum between them; nil: this node alone.
+        public var liveNodes: (@Sendable () -> Int)?
 
         public static let defaultLease: Duration = .seconds(300)
         public static let defaultPollInterval: Duration = .milliseconds(200)
@@ -102,6 +105,7 @@ public struct DeliveryService: Service {
                     case .timer:
                         timerRunning = false
                         tick = true
+                        if let liveNodes = configuration.liveNodes { loop.scheduler.setLiveNodes(liveNodes()) }
                         actions = loop.scheduler.tick(now: Date())
                         if actions.needMore == nil, actions.start.isEmpty {
                             actions = loop.scheduler.newMailQueued(now: Date())
@@ -314,6 +318,9 @@ public struct DeliveryService: Service {
 
         func record(_ outcomes: [RecipientOutcome]) async {
             guard !outcomes.isEmpty else { return }
+            // Each event names the node that delivered it (`tern nodes` counts them).
+            var outcomes = outcomes
+            for index in outcomes.indices { outcomes[index].details["node"] = configuration.node }
             do {
                 try await store.record(outcomes)
             } catch {

@@ -49,6 +49,9 @@ public struct DeliveryScheduler: Sendable {
     }
 
     public let configuration: DeliverySchedulerConfiguration
+    /// The live nodes sharing the queue: each may open `concurrency.maximum / liveNodes`
+    /// parallel deliveries per destination (at least one), so that together they keep to the limit.
+    public private(set) var liveNodes = 1
     /// Mixed into the retry jitter so that schedulers (nodes, restarts) spread differently.
     private let jitterSalt: UInt64
 
@@ -167,7 +170,7 @@ public struct DeliveryScheduler: Sendable {
 
     /// The number of parallel deliveries the destination may have now.
     public func concurrencyLimit(for destination: DestinationKey) -> Int {
-        destinations[destination]?.limit ?? configuration.concurrency.initial
+        destinations[destination]?.limit ?? initialWindow
     }
 
     /// Deliveries in flight to the destination.
@@ -369,7 +372,7 @@ public struct DeliveryScheduler: Sendable {
             openJobs[key] = pendingID
         }
         if destinations[entry.destination] == nil {
-            destinations[entry.destination] = Destination(window: configuration.concurrency.initial)
+            destinations[entry.destination] = Destination(window: initialWindow)
         }
         let index = destinations.index(forKey: entry.destination)!
         switch entry.queueClass {
@@ -466,6 +469,23 @@ public struct DeliveryScheduler: Sendable {
 
     // MARK: Feedback
 
+    /// This node's share of `concurrency.maximum`.
+    public var nodeMaximum: Int { max(1, configuration.concurrency.maximum / liveNodes) }
+
+    private var initialWindow: Int { min(configuration.concurrency.initial, nodeMaximum) }
+
+    /// Another node came or went: windows above the new share shrink to it (deliveries
+    /// already running finish), and grow back on success up to it.
+    public mutating func setLiveNodes(_ count: Int) {
+        let count = max(1, count)
+        guard count != liveNodes else { return }
+        liveNodes = count
+        let maximum = Double(nodeMaximum)
+        for index in destinations.values.indices where destinations.values[index].window > maximum {
+            destinations.values[index].window = maximum
+        }
+    }
+
     private mutating func jobFinished(_ job: RunningJob, now: Date, into actions: inout Actions) {
         guard let index = destinations.index(forKey: job.destination) else {
             preconditionFailure("a job finished for a destination not held: \(job)")
@@ -490,7 +510,7 @@ public struct DeliveryScheduler: Sendable {
         } else {
             destinations.values[index].consecutiveFailures = 0
             destinations.values[index].window = min(
-                Double(policy.maximum), destinations.values[index].window + policy.increasePerSuccess)
+                Double(nodeMaximum), destinations.values[index].window + policy.increasePerSuccess)
             destinations.values[index].deadUntil = nil  // revived, if it was dead; its timer goes stale
         }
         if becameDead, let deadUntil = destinations[job.destination]?.deadUntil {
@@ -535,7 +555,7 @@ public struct DeliveryScheduler: Sendable {
             // The cool-down is over: start afresh, as Postfix does.
             destinations.values[index].deadUntil = nil
             destinations.values[index].consecutiveFailures = 0
-            destinations.values[index].window = Double(configuration.concurrency.initial)
+            destinations.values[index].window = Double(initialWindow)
             destinations.values[index].generation &+= 1
             collectIfIdle(top.key)
         }
