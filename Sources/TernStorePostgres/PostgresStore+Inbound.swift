@@ -7,9 +7,10 @@ public import TernCore
 /// `InboundStore`: what arrived, the reports read from it, the posting of inbound mail.
 ///
 /// Several nodes: a report is marked read once (`kind IS NULL` in the update), so a report
-/// two nodes read at once stores its events once; a due webhook is claimed by one node with
-/// a lease (`FOR UPDATE SKIP LOCKED`), so only a node that dies mid-post leaves it to be
-/// posted again (webhooks are at least once).
+/// two nodes read at once stores its events once; two reports about one recipient read at
+/// once on two nodes take turns on that recipient (an advisory lock), so it still gets one
+/// failure; a due webhook is claimed by one node with a lease (`FOR UPDATE SKIP LOCKED`), so
+/// only a node that dies mid-post leaves it to be posted again (webhooks are at least once).
 extension PostgresStore {
     public func commitInbound(_ messages: [InboundMessage]) async throws {
         guard !messages.isEmpty else { return }
@@ -76,6 +77,15 @@ extension PostgresStore {
             for try await _ in marked.decode(Int64.self) { changed = true }
             guard changed else { return }
             let once: Set<EventType> = [.failed, .complaint, .unsubscribe]
+            // Another node may be storing another report about the same recipient: under READ
+            // COMMITTED neither would see the other's event in NOT EXISTS. Each recipient's lock
+            // is held until commit, taken in one order (no deadlock between two reports), and
+            // the INSERTs after it read a snapshot that holds the other node's events.
+            let recipients = Set(outcome.events.compactMap { once.contains($0.type) ? $0.recipientID : nil })
+            for key in Set(recipients.map(Self.recipientLockKey)).sorted() {
+                try await connection.query(
+                    "SELECT pg_advisory_xact_lock(\(Self.reportLockSpace), \(key))", logger: logger)
+            }
             for event in outcome.events {
                 let at = event.at.millisecondsSince1970
                 let keys = event.details.isEmpty ? nil : Array(event.details.keys)
@@ -111,6 +121,17 @@ extension PostgresStore {
                     """, logger: logger)
             }
         }
+    }
+
+    /// The first key of the advisory locks `completeReport` takes per recipient ("once" in
+    /// ASCII). Two-key locks never meet the one-key migration lock (`migrationLockKey`).
+    /// - SeeAlso: PostgreSQL documentation §9.27.10 (advisory lock functions)
+    static let reportLockSpace: Int32 = 0x6F6E_6365
+
+    /// The second key: the recipient id folded to 32 bits. Two recipients whose ids fold alike
+    /// only make their reports wait for each other.
+    static func recipientLockKey(_ recipient: RecipientID) -> Int32 {
+        Int32(truncatingIfNeeded: recipient.rawValue ^ (recipient.rawValue >> 32))
     }
 
     /// One statement: the due rows are locked (rows another node is claiming at this moment

@@ -52,6 +52,45 @@ import TernCore
         }
     }
 
+    /// Two reports about the same recipients (a DSN and its duplicate) read at once by two
+    /// nodes (two stores on one database): still one failure and one complaint per recipient,
+    /// whichever order each report names them in.
+    @Test(arguments: StoreFactory.all)
+    func reportsAboutOneRecipientReadAtOnceStoreOneFailure(_ factory: StoreFactory) async throws {
+        try await factory.withStores(2) { stores in
+            let rounds = 8
+            for _ in 0..<rounds {
+                let sent = sampleMessage(recipients: 3, at: t0)
+                for store in stores.prefix(1) { try await store.commit([sent]) }
+                let events = sent.recipients.map { recipient in
+                    ReportEvent(
+                        type: .failed, messageID: sent.id, recipientID: recipient.id, at: t0, details: ["async": "true"])
+                }
+                let complaint = ReportEvent(
+                    type: .complaint, messageID: sent.id, recipientID: sent.recipients.first?.id, at: t0, details: [:])
+                let outcomes = [
+                    ReportOutcome(kind: "bounce", events: events + [complaint], suppressions: []),
+                    ReportOutcome(kind: "bounce", events: [complaint] + events.reversed(), suppressions: []),
+                ]
+                let reports = outcomes.map { _ in arrival(.report, at: t0) }
+                for store in stores.prefix(1) { try await store.commitInbound(reports) }
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for (index, store) in stores.enumerated() {
+                        let (report, outcome) = (reports[index % reports.count], outcomes[index % outcomes.count])
+                        group.addTask { try await store.completeReport(report.id, outcome: outcome) }
+                    }
+                    try await group.waitForAll()
+                }
+            }
+            for store in stores {
+                let counters = try await store.counters(in: .allTime)
+                #expect(counters.failed == 3 * rounds)
+                #expect(counters.complaints == rounds)
+                #expect(try await store.pendingReports(limit: 10).isEmpty)
+            }
+        }
+    }
+
     @Test(arguments: StoreFactory.all)
     func unsubscribeMailSuppressesForTheSendingDomainOnce(_ factory: StoreFactory) async throws {
         try await factory.withStore { store in
