@@ -7,8 +7,10 @@ public import TernCore
 /// `InboundStore`: what arrived, the reports read from it, the posting of inbound mail.
 ///
 /// Several nodes: a report is marked read once (`kind IS NULL` in the update), so a report
-/// two nodes read at once stores its events once; a webhook due at once on two nodes may be
-/// posted by both (webhooks are at least once).
+/// two nodes read at once stores its events once; two reports about one recipient read at
+/// once on two nodes take turns on that recipient (an advisory lock), so it still gets one
+/// failure; a due webhook is claimed by one node with a lease (`FOR UPDATE SKIP LOCKED`), so
+/// only a node that dies mid-post leaves it to be posted again (webhooks are at least once).
 extension PostgresStore {
     public func commitInbound(_ messages: [InboundMessage]) async throws {
         guard !messages.isEmpty else { return }
@@ -75,6 +77,15 @@ extension PostgresStore {
             for try await _ in marked.decode(Int64.self) { changed = true }
             guard changed else { return }
             let once: Set<EventType> = [.failed, .complaint, .unsubscribe]
+            // Another node may be storing another report about the same recipient: under READ
+            // COMMITTED neither would see the other's event in NOT EXISTS. Each recipient's lock
+            // is held until commit, taken in one order (no deadlock between two reports), and
+            // the INSERTs after it read a snapshot that holds the other node's events.
+            let recipients = Set(outcome.events.compactMap { once.contains($0.type) ? $0.recipientID : nil })
+            for key in Set(recipients.map(Self.recipientLockKey)).sorted() {
+                try await connection.query(
+                    "SELECT pg_advisory_xact_lock(\(Self.reportLockSpace), \(key))", logger: logger)
+            }
             for event in outcome.events {
                 let at = event.at.millisecondsSince1970
                 let keys = event.details.isEmpty ? nil : Array(event.details.keys)
@@ -112,13 +123,53 @@ extension PostgresStore {
         }
     }
 
-    public func dueWebhooks(now: Date, limit: Int) async throws -> [InboundMessage] {
-        try await inboundMessages(
+    /// The first key of the advisory locks `completeReport` takes per recipient ("once" in
+    /// ASCII). Two-key locks never meet the one-key migration lock (`migrationLockKey`).
+    /// - SeeAlso: PostgreSQL documentation §9.27.10 (advisory lock functions)
+    static let reportLockSpace: Int32 = 0x6F6E_6365
+
+    /// The second key: the recipient id folded to 32 bits. Two recipients whose ids fold alike
+    /// only make their reports wait for each other.
+    static func recipientLockKey(_ recipient: RecipientID) -> Int32 {
+        Int32(truncatingIfNeeded: recipient.rawValue ^ (recipient.rawValue >> 32))
+    }
+
+    /// One statement: the due rows are locked (rows another node is claiming at this moment
+    /// are skipped, not waited for) and leased.
+    public func claimDueWebhooks(now: Date, limit: Int, leaseUntil: Date) async throws -> [InboundMessage] {
+        guard limit > 0 else { return [] }
+        let rows = try await client.query(
             """
-            SELECT \(unescaped: Self.inboundColumns) FROM inbound_messages
-            WHERE webhook_state = 'pending' AND webhook_next_at <= \(now.millisecondsSince1970)
-            ORDER BY webhook_next_at, id LIMIT \(Int64(limit))
-            """)
+            WITH due AS (
+                SELECT id, webhook_next_at FROM inbound_messages
+                WHERE webhook_state = 'pending' AND webhook_next_at <= \(now.millisecondsSince1970)
+                ORDER BY webhook_next_at, id
+                LIMIT \(Int64(limit))
+                FOR UPDATE SKIP LOCKED
+            )
+            UPDATE inbound_messages m SET webhook_next_at = \(leaseUntil.millisecondsSince1970)
+            FROM due
+            WHERE m.id = due.id
+            RETURNING due.webhook_next_at, m.id, m.received_at, m.client_ip, m.helo, m.mail_from, m.recipients, m.purpose,
+                      m.webhook_url, m.content
+            """, logger: logger)
+        var claimed: [(due: Int64, message: InboundMessage)] = []
+        for try await (due, id, receivedAt, clientIP, helo, mailFrom, recipients, purpose, webhookURL, content) in rows.decode(
+            (Int64, Int64, Int64, String?, String, String, [String], String, String?, ByteBuffer).self)
+        {
+            claimed.append(
+                (
+                    due,
+                    InboundMessage(
+                        id: InboundMessageID(rawValue: id), receivedAt: Date(millisecondsSince1970: receivedAt),
+                        clientIP: clientIP, heloName: helo, mailFrom: mailFrom, recipients: recipients,
+                        purpose: InboundPurpose(rawValue: purpose) ?? .inbound, webhookURL: webhookURL,
+                        content: Array(content.readableBytesView))
+                ))
+        }
+        // RETURNING has no order: oldest due first, as the claim chose them.
+        claimed.sort { ($0.due, $0.message.id.rawValue) < ($1.due, $1.message.id.rawValue) }
+        return claimed.map(\.message)
     }
 
     public func recordWebhookAttempt(_ id: InboundMessageID, _ attempt: WebhookAttempt) async throws {

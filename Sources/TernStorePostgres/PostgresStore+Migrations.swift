@@ -1,5 +1,6 @@
 import Logging
 import PostgresNIO
+import TernCore
 
 /// A named schema change. Migrations only move forward: once released, a migration is never
 /// edited; a change is a new migration appended to the list.
@@ -20,6 +21,21 @@ extension PostgresStore {
     /// - Returns: the names of the migrations this call applied.
     @discardableResult
     public func migrate() async throws -> [String] {
+        try await migrate(Self.migrations)
+    }
+
+    /// Applies the migrations up to and including the one called `name`, and no later one:
+    /// for tests that upgrade a database of an older schema.
+    @discardableResult
+    func migrate(upTo name: String) async throws -> [String] {
+        guard let last = Self.migrations.firstIndex(where: { $0.name == name }) else {
+            throw StoreError(.notFound, "no migration called \(name)")
+        }
+        return try await migrate(Array(Self.migrations[...last]))
+    }
+
+    /// Applies those of `migrations` (a prefix of `Self.migrations`) not yet recorded.
+    private func migrate(_ migrations: [PostgresMigration]) async throws -> [String] {
         let logger = self.logger
         return try await transaction { connection in
             try await connection.query("SELECT pg_advisory_xact_lock(\(Self.migrationLockKey))", logger: logger)
@@ -45,7 +61,7 @@ extension PostgresStore {
                     metadata: ["migrations": .string(unknown.sorted().joined(separator: ", "))])
             }
             var names: [String] = []
-            for migration in Self.migrations where !applied.contains(migration.name) {
+            for migration in migrations where !applied.contains(migration.name) {
                 for statement in migration.statements {
                     // Schema text from this file only: no values are interpolated.
                     try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
@@ -66,8 +82,8 @@ extension PostgresStore {
         return names
     }
 
-    /// The schema, in PostgreSQL types, of `SQLiteStore`'s migrations v1–v7 in their final
-    /// state (an inbound message's recipients are a TEXT[] where SQLite joins them with
+    /// The schema, in PostgreSQL types, of `SQLiteStore`'s migrations: v1 is SQLite's v1–v7 in
+    /// their final state (an inbound message's recipients are a TEXT[] where SQLite joins them with
     /// newlines): timestamps are milliseconds since 1970 (BIGINT) as in SQLite, so both stores
     /// read and write the same values; ids are the application's 64-bit ids (BIGINT).
     static let migrations: [PostgresMigration] = [
@@ -207,6 +223,29 @@ extension PostgresStore {
                     created_at BIGINT NOT NULL,
                     retired_at BIGINT,
                     PRIMARY KEY (domain, selector)
+                )
+                """,
+            ]),
+        // Several nodes on one store: who is there (a heartbeat each), and the secrets every
+        // node signs and verifies with, chosen once by whichever node asks first.
+        PostgresMigration(
+            name: "v2: nodes, shared secrets (SQLite v8)",
+            statements: [
+                """
+                CREATE TABLE nodes (
+                    id TEXT PRIMARY KEY,
+                    hostname TEXT NOT NULL,
+                    started_at BIGINT NOT NULL,
+                    heartbeat_at BIGINT NOT NULL,
+                    state TEXT NOT NULL CHECK (state IN ('running', 'stopped')),
+                    detail TEXT NOT NULL DEFAULT ''
+                )
+                """,
+                """
+                CREATE TABLE secrets (
+                    name TEXT PRIMARY KEY,
+                    value BYTEA NOT NULL,
+                    created_at BIGINT NOT NULL
                 )
                 """,
             ]),

@@ -96,9 +96,12 @@ extension SQLiteStore {
         }
     }
 
-    public func dueWebhooks(now: Date, limit: Int) async throws -> [InboundMessage] {
-        try await writer.read { db in
-            try Row.fetchAll(
+    /// Read and leased in one write transaction: two claims (two nodes on one file) never
+    /// take the same message while its lease lives.
+    public func claimDueWebhooks(now: Date, limit: Int, leaseUntil: Date) async throws -> [InboundMessage] {
+        guard limit > 0 else { return [] }
+        return try await writer.write { db in
+            let due = try Row.fetchAll(
                 db,
                 sql: """
                     SELECT * FROM inbound_messages WHERE webhook_state = 'pending' AND webhook_next_at <= ?
@@ -106,6 +109,11 @@ extension SQLiteStore {
                     """,
                 arguments: [now.millisecondsSince1970, limit]
             ).map(Self.inboundMessage)
+            let lease = try db.cachedStatement(sql: "UPDATE inbound_messages SET webhook_next_at = ? WHERE id = ?")
+            for message in due {
+                try lease.execute(arguments: [leaseUntil.millisecondsSince1970, message.id.rawValue])
+            }
+            return due
         }
     }
 

@@ -428,6 +428,26 @@ extension SQLiteStore {
                     ALTER TABLE credentials ADD COLUMN domains TEXT NOT NULL DEFAULT '';
                     """)
         }
+        // Several nodes on one store: who is there (a heartbeat each), and the secrets every
+        // node signs and verifies with, chosen once by whichever node asks first.
+        migrator.registerMigration("v8: nodes, shared secrets") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE nodes (
+                        id TEXT PRIMARY KEY,
+                        hostname TEXT NOT NULL,
+                        started_at INTEGER NOT NULL,
+                        heartbeat_at INTEGER NOT NULL,
+                        state TEXT NOT NULL CHECK (state IN ('running', 'stopped')),
+                        detail TEXT NOT NULL DEFAULT ''
+                    ) WITHOUT ROWID;
+                    CREATE TABLE secrets (
+                        name TEXT PRIMARY KEY,
+                        value BLOB NOT NULL,
+                        created_at INTEGER NOT NULL
+                    ) WITHOUT ROWID;
+                    """)
+        }
         return migrator
     }
 }

@@ -52,6 +52,45 @@ import TernCore
         }
     }
 
+    /// Two reports about the same recipients (a DSN and its duplicate) read at once by two
+    /// nodes (two stores on one database): still one failure and one complaint per recipient,
+    /// whichever order each report names them in.
+    @Test(arguments: StoreFactory.all)
+    func reportsAboutOneRecipientReadAtOnceStoreOneFailure(_ factory: StoreFactory) async throws {
+        try await factory.withStores(2) { stores in
+            let rounds = 8
+            for _ in 0..<rounds {
+                let sent = sampleMessage(recipients: 3, at: t0)
+                for store in stores.prefix(1) { try await store.commit([sent]) }
+                let events = sent.recipients.map { recipient in
+                    ReportEvent(
+                        type: .failed, messageID: sent.id, recipientID: recipient.id, at: t0, details: ["async": "true"])
+                }
+                let complaint = ReportEvent(
+                    type: .complaint, messageID: sent.id, recipientID: sent.recipients.first?.id, at: t0, details: [:])
+                let outcomes = [
+                    ReportOutcome(kind: "bounce", events: events + [complaint], suppressions: []),
+                    ReportOutcome(kind: "bounce", events: [complaint] + events.reversed(), suppressions: []),
+                ]
+                let reports = outcomes.map { _ in arrival(.report, at: t0) }
+                for store in stores.prefix(1) { try await store.commitInbound(reports) }
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for (index, store) in stores.enumerated() {
+                        let (report, outcome) = (reports[index % reports.count], outcomes[index % outcomes.count])
+                        group.addTask { try await store.completeReport(report.id, outcome: outcome) }
+                    }
+                    try await group.waitForAll()
+                }
+            }
+            for store in stores {
+                let counters = try await store.counters(in: .allTime)
+                #expect(counters.failed == 3 * rounds)
+                #expect(counters.complaints == rounds)
+                #expect(try await store.pendingReports(limit: 10).isEmpty)
+            }
+        }
+    }
+
     @Test(arguments: StoreFactory.all)
     func unsubscribeMailSuppressesForTheSendingDomainOnce(_ factory: StoreFactory) async throws {
         try await factory.withStore { store in
@@ -78,20 +117,25 @@ import TernCore
             let failing = arrival(.inbound, url: "http://127.0.0.1:9/b", at: t0.addingTimeInterval(1), to: ["b@support.example"])
             let storeOnly = arrival(.inbound, at: t0, to: ["c@archive.example"])
             try await store.commitInbound([posted, failing, storeOnly])
-            #expect(try await store.dueWebhooks(now: t0.addingTimeInterval(-1), limit: 10).isEmpty)
-            #expect(try await store.dueWebhooks(now: t0.addingTimeInterval(5), limit: 10).map(\.id) == [posted.id, failing.id])
+            #expect(try await store.claimDueWebhooks(now: t0.addingTimeInterval(-1), limit: 10, leaseUntil: t0.addingTimeInterval(59)).isEmpty)
+            #expect(
+                try await store.claimDueWebhooks(now: t0.addingTimeInterval(5), limit: 10, leaseUntil: t0.addingTimeInterval(65)).map(\.id)
+                    == [posted.id, failing.id])
 
             try await store.recordWebhookAttempt(posted.id, WebhookAttempt(at: t0, status: 200, error: nil, nextAttemptAt: nil))
             try await store.recordWebhookAttempt(
                 failing.id, WebhookAttempt(at: t0, status: 503, error: "HTTP 503", nextAttemptAt: t0.addingTimeInterval(60)))
-            #expect(try await store.dueWebhooks(now: t0.addingTimeInterval(59), limit: 10).isEmpty)
-            let due = try await store.dueWebhooks(now: t0.addingTimeInterval(60), limit: 10)
+            #expect(try await store.claimDueWebhooks(now: t0.addingTimeInterval(59), limit: 10, leaseUntil: t0.addingTimeInterval(119)).isEmpty)
+            let due = try await store.claimDueWebhooks(now: t0.addingTimeInterval(60), limit: 10, leaseUntil: t0.addingTimeInterval(120))
             #expect(due.map(\.id) == [failing.id])
             #expect(due.first?.content == failing.content && due.first?.webhookURL == "http://127.0.0.1:9/b")
             try await store.recordWebhookAttempt(failing.id, WebhookAttempt(at: t0, status: nil, error: "refused", nextAttemptAt: nil))
             // Delivered or given up: no longer due, and a late attempt changes nothing.
             try await store.recordWebhookAttempt(posted.id, WebhookAttempt(at: t0, status: 500, error: "late", nextAttemptAt: t0))
-            #expect(try await store.dueWebhooks(now: t0.addingTimeInterval(1_000_000), limit: 10).isEmpty)
+            #expect(
+                try await store.claimDueWebhooks(
+                    now: t0.addingTimeInterval(1_000_000), limit: 10, leaseUntil: t0.addingTimeInterval(1_000_060)
+                ).isEmpty)
 
             let byID = Dictionary(uniqueKeysWithValues: try await store.inboundMessages(limit: 10).map { ($0.id, $0) })
             #expect(byID[posted.id.description]?.webhook?.state == "delivered")

@@ -1,3 +1,4 @@
+import Foundation
 import PostgresNIO
 import Testing
 import TernCore
@@ -51,6 +52,52 @@ struct PostgresMigrationTests {
             try await PostgresTestServer.withRunningStore(url: url) { store async throws in
                 try await store.migrate()
                 #expect(try await store.message(message.id)?.content == message.content)
+            }
+        }
+    }
+
+    /// A database of the first release (migration 1 only) holding a queued message, a lease
+    /// and an inbound message is upgraded in place at the next start: the rows are intact,
+    /// the first migration stays recorded, and the new tables work.
+    @Test func aDatabaseOfTheFirstSchemaUpgradesInPlace() async throws {
+        try await PostgresTestServer.withDatabase { url async throws in
+            let first = try #require(PostgresStore.migrations.first).name
+            let now = Date()
+            let message = sampleMessage(recipients: 3, at: now.addingTimeInterval(-60))
+            let arrival = InboundMessage(
+                id: .next(), receivedAt: now, clientIP: nil, heloName: "mx.example.net", mailFrom: "a@example.org",
+                recipients: ["help@support.example"], purpose: .inbound, webhookURL: "http://127.0.0.1:9/hook",
+                content: Array("Subject: x\r\n\r\nbody\r\n".utf8))
+            let leased = try await PostgresTestServer.withRunningStore(url: url) { store async throws in
+                #expect(try await store.migrate(upTo: first) == [first])
+                try await store.commit([message])
+                try await store.commitInbound([arrival])
+                return try await store.claimDueRecipients(now: now, limit: 2, node: "a", leaseUntil: now.addingTimeInterval(3600))
+            }
+            #expect(leased.count == 2)
+
+            try await PostgresTestServer.withRunningStore(url: url) { store async throws in
+                let later = PostgresStore.migrations.dropFirst().map(\.name)
+                #expect(!later.isEmpty)
+                #expect(try await store.migrate() == later)
+                #expect(try await store.appliedMigrations() == [first] + later)
+                let stored = try #require(try await store.message(message.id))
+                #expect(stored.content == message.content)
+                #expect(stored.recipients.map(\.id) == message.recipients.map(\.id))
+                #expect(stored.recipients.allSatisfy { $0.state == .queued })
+                #expect(try await store.counters(in: .allTime).outbound == 3)
+                #expect(try await store.inboundMessages(limit: 10).map(\.id) == [arrival.id.description])
+
+                try await store.heartbeat(
+                    NodeRecord(id: "a", hostname: "a.example", startedAt: now, heartbeatAt: now, state: .running, detail: ""))
+                let nodes = try await store.nodes(deliveriesSince: now.addingTimeInterval(-3600))
+                #expect(nodes.map(\.node.id) == ["a"])
+                #expect(nodes.map(\.leasedRecipients) == [2])
+                #expect(try await store.sharedSecret(named: "tracking", proposed: [1, 2]) == [1, 2])
+                #expect(
+                    try await store.claimDueWebhooks(now: now, limit: 10, leaseUntil: now.addingTimeInterval(60)).map(\.id)
+                        == [arrival.id])
+                #expect(try await store.claimDueRecipients(now: now, limit: 10, node: "b", leaseUntil: now).count == 1)
             }
         }
     }

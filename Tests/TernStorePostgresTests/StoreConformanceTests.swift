@@ -7,26 +7,35 @@ import TernStoreSQLite
 /// Makes a fresh, empty store for one test case and closes it afterwards.
 struct StoreFactory: Sendable, CustomTestStringConvertible {
     var name: String
-    var withStore: @Sendable (_ body: @Sendable (any Store) async throws -> Void) async throws -> Void
+    /// `count` stores on one fresh database, as `count` nodes see it: their own pools on
+    /// PostgreSQL, their own connections to one file on SQLite.
+    var withStores: @Sendable (_ count: Int, _ body: @escaping @Sendable ([any Store]) async throws -> Void) async throws -> Void
 
     var testDescription: String { name }
 
-    static let sqlite = StoreFactory(name: "SQLite") { body in
+    func withStore(_ body: @Sendable @escaping (any Store) async throws -> Void) async throws {
+        try await withStores(1) { stores in
+            for store in stores { try await body(store) }
+        }
+    }
+
+    static let sqlite = StoreFactory(name: "SQLite") { count, body in
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tern-store-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        let store = try SQLiteStore(path: folder + "/tern.sqlite")
+        var stores: [SQLiteStore] = []
         do {
-            try await body(store)
-            try await store.close()
+            for _ in 0..<count { stores.append(try SQLiteStore(path: folder + "/tern.sqlite")) }
+            try await body(stores)
+            for store in stores { try await store.close() }
         } catch {
-            try? await store.close()
+            for store in stores { try? await store.close() }
             throw error
         }
     }
 
-    static let postgres = StoreFactory(name: "PostgreSQL") { body in
-        try await PostgresTestServer.withStore { store in try await body(store) }
+    static let postgres = StoreFactory(name: "PostgreSQL") { count, body in
+        try await PostgresTestServer.withStores(count) { stores in try await body(stores) }
     }
 
     /// SQLite always; PostgreSQL when `TERN_TEST_POSTGRES_URL` names a server.

@@ -67,6 +67,26 @@ enum PostgresTestServer {
         }
     }
 
+    /// `count` migrated stores (each its own pool, as `count` nodes) on one fresh database,
+    /// running for the length of `body`.
+    static func withStores<T: Sendable>(_ count: Int, _ body: @Sendable @escaping ([PostgresStore]) async throws -> T) async throws -> T {
+        try await withDatabase { url in
+            try await withRunningStores(url: url, count: count, opened: []) { stores in
+                if let first = stores.first { try await first.migrate() }
+                return try await body(stores)
+            }
+        }
+    }
+
+    private static func withRunningStores<T: Sendable>(
+        url: PostgresStoreURL, count: Int, opened: [PostgresStore], _ body: @Sendable @escaping ([PostgresStore]) async throws -> T
+    ) async throws -> T {
+        guard opened.count < count else { return try await body(opened) }
+        return try await withRunningStore(url: url) { store in
+            try await withRunningStores(url: url, count: count, opened: opened + [store], body)
+        }
+    }
+
     /// A store on `url`, not migrated, its pool running for the length of `body`.
     static func withRunningStore<T: Sendable>(
         url: PostgresStoreURL, _ body: @Sendable (PostgresStore) async throws -> T

@@ -75,20 +75,25 @@ import TernStoreSQLite
             let failing = arrival(.inbound, url: "http://127.0.0.1:9/b", at: t0.addingTimeInterval(1), to: ["b@support.example"])
             let storeOnly = arrival(.inbound, at: t0, to: ["c@archive.example"])
             try await store.commitInbound([posted, failing, storeOnly])
-            #expect(try await store.dueWebhooks(now: t0.addingTimeInterval(-1), limit: 10).isEmpty)
-            #expect(try await store.dueWebhooks(now: t0.addingTimeInterval(5), limit: 10).map(\.id) == [posted.id, failing.id])
+            #expect(try await store.claimDueWebhooks(now: t0.addingTimeInterval(-1), limit: 10, leaseUntil: t0.addingTimeInterval(59)).isEmpty)
+            #expect(
+                try await store.claimDueWebhooks(now: t0.addingTimeInterval(5), limit: 10, leaseUntil: t0.addingTimeInterval(65)).map(\.id)
+                    == [posted.id, failing.id])
 
             try await store.recordWebhookAttempt(posted.id, WebhookAttempt(at: t0, status: 200, error: nil, nextAttemptAt: nil))
             try await store.recordWebhookAttempt(
                 failing.id, WebhookAttempt(at: t0, status: 503, error: "HTTP 503", nextAttemptAt: t0.addingTimeInterval(60)))
-            #expect(try await store.dueWebhooks(now: t0.addingTimeInterval(59), limit: 10).isEmpty)
-            let due = try await store.dueWebhooks(now: t0.addingTimeInterval(60), limit: 10)
+            #expect(try await store.claimDueWebhooks(now: t0.addingTimeInterval(59), limit: 10, leaseUntil: t0.addingTimeInterval(119)).isEmpty)
+            let due = try await store.claimDueWebhooks(now: t0.addingTimeInterval(60), limit: 10, leaseUntil: t0.addingTimeInterval(120))
             #expect(due.map(\.id) == [failing.id])
             #expect(due.first?.content == failing.content && due.first?.webhookURL == "http://127.0.0.1:9/b")
             try await store.recordWebhookAttempt(failing.id, WebhookAttempt(at: t0, status: nil, error: "refused", nextAttemptAt: nil))
             // Delivered or given up: no longer due, and a late attempt changes nothing.
             try await store.recordWebhookAttempt(posted.id, WebhookAttempt(at: t0, status: 500, error: "late", nextAttemptAt: t0))
-            #expect(try await store.dueWebhooks(now: t0.addingTimeInterval(1_000_000), limit: 10).isEmpty)
+            #expect(
+                try await store.claimDueWebhooks(
+                    now: t0.addingTimeInterval(1_000_000), limit: 10, leaseUntil: t0.addingTimeInterval(1_000_060)
+                ).isEmpty)
 
             let byID = Dictionary(uniqueKeysWithValues: try await store.inboundMessages(limit: 10).map { ($0.id, $0) })
             #expect(byID[posted.id.description]?.webhook?.state == "delivered")

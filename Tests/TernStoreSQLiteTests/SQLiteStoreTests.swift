@@ -195,4 +195,71 @@ func sampleMessage(recipients: Int = 2, at date: Date = Date(), header: String? 
         #expect(try await store.queueEntries(limit: 10).count == 3)
         try await store.close()
     }
+
+    /// A v7 store (the last schema without nodes) holding a queued message with a lease and
+    /// an inbound message is upgraded to v8 in place: the rows are intact and the new tables work.
+    @Test func v7StoreUpgradesToV8InPlace() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tern-migrate-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let path = folder + "/tern.sqlite"
+        let now = Date()
+        let message = sampleMessage(recipients: 3)
+        let inboundID = InboundMessageID.next()
+        do {
+            let queue = try DatabaseQueue(path: path)
+            try SQLiteStore.migrator.migrate(queue, upTo: "v7: sending domains, DKIM keys, the domains a credential may send for")
+            try await queue.write { db in
+                try db.execute(
+                    sql: """
+                        INSERT INTO messages (id, message_id_header, mail_from, size, content, received_at, from_domain)
+                        VALUES (?, '<m@x>', '', 1, x'00', 0, 'example.com')
+                        """,
+                    arguments: [message.id.rawValue])
+                for (position, recipient) in message.recipients.enumerated() {
+                    // The first two leased by node a until an hour from now.
+                    try db.execute(
+                        sql: """
+                            INSERT INTO recipients (id, message_id, position, address, state, next_attempt_at, lease_node, lease_until)
+                            VALUES (?, ?, ?, ?, 'queued', 0, ?, ?)
+                            """,
+                        arguments: [
+                            recipient.id.rawValue, message.id.rawValue, position, recipient.address,
+                            position < 2 ? "a" : nil, position < 2 ? now.addingTimeInterval(3600).millisecondsSince1970 : nil,
+                        ])
+                    try db.execute(
+                        sql: "INSERT INTO events (type, message_id, recipient_id, at) VALUES ('outbound', ?, ?, 0)",
+                        arguments: [message.id.rawValue, recipient.id.rawValue])
+                }
+                try db.execute(
+                    sql: """
+                        INSERT INTO inbound_messages (id, received_at, helo, mail_from, recipients, purpose, size, content, kind,
+                                                      webhook_url, webhook_state, webhook_next_at)
+                        VALUES (?, 0, 'mx.example.net', '', 'help@support.example', 'inbound', 1, x'00', 'inbound',
+                                'http://127.0.0.1:9/hook', 'pending', 0)
+                        """,
+                    arguments: [inboundID.rawValue])
+            }
+            try queue.close()
+        }
+
+        let store = try SQLiteStore(path: path)
+        let applied = try await store.writer.read { db in try SQLiteStore.migrator.appliedIdentifiers(db) }
+        #expect(applied.contains("v7: sending domains, DKIM keys, the domains a credential may send for"))
+        #expect(applied.contains("v8: nodes, shared secrets"))
+        #expect(try await store.writer.read { db in try SQLiteStore.migrator.hasCompletedMigrations(db) })
+        let stored = try #require(try await store.message(message.id))
+        #expect(stored.recipients.map(\.id) == message.recipients.map(\.id))
+        #expect(stored.content == [0])
+        #expect(try await store.counters(in: .allTime).outbound == 3)
+
+        try await store.heartbeat(NodeRecord(id: "a", hostname: "a.example", startedAt: now, heartbeatAt: now, state: .running, detail: ""))
+        let nodes = try await store.nodes(deliveriesSince: Date(timeIntervalSince1970: 0))
+        #expect(nodes.map(\.node.id) == ["a"])
+        #expect(nodes.map(\.leasedRecipients) == [2])
+        #expect(try await store.sharedSecret(named: "tracking", proposed: [1, 2]) == [1, 2])
+        #expect(try await store.claimDueWebhooks(now: now, limit: 10, leaseUntil: now.addingTimeInterval(60)).map(\.id) == [inboundID])
+        #expect(try await store.claimDueRecipients(now: now, limit: 10, node: "b", leaseUntil: now).count == 1)
+        try await store.close()
+    }
 }
