@@ -229,7 +229,7 @@ extension PostgresStore {
         // Several nodes on one store: who is there (a heartbeat each), and the secrets every
         // node signs and verifies with, chosen once by whichever node asks first.
         PostgresMigration(
-            name: "v2: nodes, shared secrets (SQLite v8)",
+            name: "v2: nodes, node numbers, shared secrets (SQLite v8)",
             statements: [
                 """
                 CREATE TABLE nodes (
@@ -246,6 +246,12 @@ extension PostgresStore {
                     name TEXT PRIMARY KEY,
                     value BYTEA NOT NULL,
                     created_at BIGINT NOT NULL
+                )
+                """,
+                """
+                CREATE TABLE node_numbers (
+                    number INTEGER PRIMARY KEY CHECK (number >= 0 AND number < 1024),
+                    node TEXT NOT NULL UNIQUE
                 )
                 """,
             ]),

@@ -57,11 +57,39 @@ extension PostgresStore {
             let rows = try await connection.query("DELETE FROM nodes WHERE id = \(id) RETURNING id", logger: logger)
             var removed = false
             for try await _ in rows.decode(String.self) { removed = true }
+            let numbers = try await connection.query("DELETE FROM node_numbers WHERE node = \(id) RETURNING node", logger: logger)
+            for try await _ in numbers.decode(String.self) { removed = true }
             try await connection.query(
                 "UPDATE recipients SET lease_node = NULL, lease_until = NULL WHERE lease_node = \(id)", logger: logger)
             return removed
         }
     }
+
+    /// Under an advisory lock, so that nodes starting at once take turns: the numbers taken
+    /// are read, and the node's own or the lowest free one is returned (and kept).
+    public func nodeNumber(of id: String) async throws -> Int {
+        let logger = self.logger
+        return try await transaction { connection in
+            try await connection.query("SELECT pg_advisory_xact_lock(\(Self.nodeNumberLockKey))", logger: logger)
+            var taken: Set<Int> = []
+            let rows = try await connection.query("SELECT number, node FROM node_numbers", logger: logger)
+            for try await (number, node) in rows.decode((Int32, String).self) {
+                if node == id { return Int(number) }
+                taken.insert(Int(number))
+            }
+            guard let free = (0..<TimeOrderedID.nodeCount).first(where: { !taken.contains($0) }) else {
+                throw StoreError(.unavailable, Self.noNodeNumberLeft)
+            }
+            try await connection.query(
+                "INSERT INTO node_numbers (number, node) VALUES (\(Int32(free)), \(id))", logger: logger)
+            return free
+        }
+    }
+
+    /// The advisory lock key of node numbering ("node" in ASCII).
+    static let nodeNumberLockKey: Int64 = 0x6E6F_6465
+    static let noNodeNumberLeft =
+        "every node number (\(TimeOrderedID.nodeCount)) is taken: forget nodes that are gone with `tern nodes remove`"
 
     /// Two statements: a node inserting at the same moment as another waits on the other's
     /// row, then inserts nothing, and the SELECT (a new snapshot under READ COMMITTED) reads

@@ -16,6 +16,8 @@ public final class PostgresStore: Store {
     let logger: Logger
     private let closeSignal: AsyncStream<Void>
     private let closeContinuation: AsyncStream<Void>.Continuation
+    private let runningSignal: AsyncStream<Void>
+    private let runningContinuation: AsyncStream<Void>.Continuation
 
     /// Connections the pool opens at most (each node has its own pool).
     public static let defaultMaximumConnections = 20
@@ -28,12 +30,23 @@ public final class PostgresStore: Store {
         self.client = PostgresClient(configuration: configuration, backgroundLogger: logger)
         self.logger = logger
         (closeSignal, closeContinuation) = AsyncStream<Void>.makeStream()
+        (runningSignal, runningContinuation) = AsyncStream<Void>.makeStream()
+    }
+
+    /// Returns once `run()` has started the pool (or the store was closed), so that the first
+    /// queries do not find a pool that is not running yet.
+    public func waitUntilRunning() async {
+        for await _ in runningSignal { return }
     }
 
     /// Runs the connection pool until `close()` is called or the task is cancelled.
     public func run() async {
         await withTaskGroup(of: Void.self) { group in
-            group.addTask { await self.client.run() }
+            group.addTask {
+                self.runningContinuation.yield()
+                self.runningContinuation.finish()
+                await self.client.run()
+            }
             group.addTask {
                 for await _ in self.closeSignal {}
             }
@@ -46,6 +59,7 @@ public final class PostgresStore: Store {
     /// (each holds its connection until it returns).
     public func close() async throws {
         closeContinuation.finish()
+        runningContinuation.finish()
     }
 
     /// Commits every message (content, envelope, links, recipients, one `outbound` event per

@@ -55,10 +55,30 @@ extension SQLiteStore {
     public func removeNode(_ id: String) async throws -> Bool {
         try await writer.write { db in
             try db.execute(sql: "DELETE FROM nodes WHERE id = ?", arguments: [id])
-            let removed = db.changesCount > 0
+            var removed = db.changesCount > 0
+            try db.execute(sql: "DELETE FROM node_numbers WHERE node = ?", arguments: [id])
+            removed = removed || db.changesCount > 0
             try db.execute(
                 sql: "UPDATE recipients SET lease_node = NULL, lease_until = NULL WHERE lease_node = ?", arguments: [id])
             return removed
+        }
+    }
+
+    /// One write transaction (SQLite has one writer at a time): the numbers taken are read,
+    /// and the node's own or the lowest free one is returned (and kept).
+    public func nodeNumber(of id: String) async throws -> Int {
+        try await writer.write { db in
+            if let own = try Int.fetchOne(db, sql: "SELECT number FROM node_numbers WHERE node = ?", arguments: [id]) {
+                return own
+            }
+            let taken = Set(try Int.fetchAll(db, sql: "SELECT number FROM node_numbers"))
+            guard let free = (0..<TimeOrderedID.nodeCount).first(where: { !taken.contains($0) }) else {
+                throw StoreError(
+                    .unavailable,
+                    "every node number (\(TimeOrderedID.nodeCount)) is taken: forget nodes that are gone with `tern nodes remove`")
+            }
+            try db.execute(sql: "INSERT INTO node_numbers (number, node) VALUES (?, ?)", arguments: [free, id])
+            return free
         }
     }
 

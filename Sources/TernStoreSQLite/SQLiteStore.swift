@@ -430,7 +430,7 @@ extension SQLiteStore {
         }
         // Several nodes on one store: who is there (a heartbeat each), and the secrets every
         // node signs and verifies with, chosen once by whichever node asks first.
-        migrator.registerMigration("v8: nodes, shared secrets") { db in
+        migrator.registerMigration("v8: nodes, node numbers, shared secrets") { db in
             try db.execute(
                 sql: """
                     CREATE TABLE nodes (
@@ -446,6 +446,10 @@ extension SQLiteStore {
                         value BLOB NOT NULL,
                         created_at INTEGER NOT NULL
                     ) WITHOUT ROWID;
+                    CREATE TABLE node_numbers (
+                        number INTEGER PRIMARY KEY CHECK (number >= 0 AND number < 1024),
+                        node TEXT NOT NULL UNIQUE
+                    );
                     """)
         }
         return migrator

@@ -32,6 +32,7 @@ func withStore<Result>(
     return try await withThrowingTaskGroup(of: Void.self, returning: Result.self) { group in
         // The pool's connections live as long as this task.
         group.addTask { await store.run() }
+        await store.waitUntilRunning()
         do {
             try await migrate(store, url: url, timeout: configuration.store.connectTimeout, logger: logger)
             let result = try await body(store)

@@ -132,6 +132,54 @@ import TernCore
         }
     }
 
+    // MARK: Node numbers
+
+    @Test(arguments: StoreFactory.all)
+    func eachNodeKeepsItsNumberAndRemovingOneFreesIt(_ factory: StoreFactory) async throws {
+        try await factory.withStore { store async throws in
+            #expect(try await store.nodeNumber(of: "a") == 0)
+            #expect(try await store.nodeNumber(of: "b") == 1)
+            #expect(try await store.nodeNumber(of: "c") == 2)
+            #expect(try await store.nodeNumber(of: "a") == 0)
+            // A node that only ever got a number is still removed, and its number is free again.
+            #expect(try await store.removeNode("b"))
+            #expect(try await store.nodeNumber(of: "d") == 1)
+            #expect(try await store.nodeNumber(of: "c") == 2)
+            #expect(try await store.nodeNumber(of: "e") == 3)
+        }
+    }
+
+    /// Nodes starting at once (two stores on one database) never get one number.
+    @Test(arguments: StoreFactory.all)
+    func nodesStartingAtOnceGetDistinctNumbers(_ factory: StoreFactory) async throws {
+        try await factory.withStores(2) { stores async throws in
+            let numbers = try await withThrowingTaskGroup(of: (String, Int).self) { group in
+                for index in 0..<12 {
+                    let store = stores[index % stores.count]
+                    group.addTask { ("node-\(index)", try await store.nodeNumber(of: "node-\(index)")) }
+                }
+                var numbers: [String: Int] = [:]
+                for try await (node, number) in group { numbers[node] = number }
+                return numbers
+            }
+            #expect(Set(numbers.values) == Set(0..<12))
+            for (node, number) in numbers {
+                #expect(try await stores[1].nodeNumber(of: node) == number)
+            }
+        }
+    }
+
+    @Test(arguments: StoreFactory.all)
+    func whenEveryNumberIsTakenANewNodeIsRefused(_ factory: StoreFactory) async throws {
+        try await factory.withStore { store async throws in
+            for index in 0..<TimeOrderedID.nodeCount {
+                _ = try await store.nodeNumber(of: "n\(index)")
+            }
+            await #expect(throws: StoreError.self) { try await store.nodeNumber(of: "one-too-many") }
+            #expect(try await store.nodeNumber(of: "n7") == 7)
+        }
+    }
+
     // MARK: Shared secrets
 
     @Test(arguments: StoreFactory.all)

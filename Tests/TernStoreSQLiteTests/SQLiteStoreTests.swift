@@ -246,7 +246,7 @@ func sampleMessage(recipients: Int = 2, at date: Date = Date(), header: String? 
         let store = try SQLiteStore(path: path)
         let applied = try await store.writer.read { db in try SQLiteStore.migrator.appliedIdentifiers(db) }
         #expect(applied.contains("v7: sending domains, DKIM keys, the domains a credential may send for"))
-        #expect(applied.contains("v8: nodes, shared secrets"))
+        #expect(applied.contains("v8: nodes, node numbers, shared secrets"))
         #expect(try await store.writer.read { db in try SQLiteStore.migrator.hasCompletedMigrations(db) })
         let stored = try #require(try await store.message(message.id))
         #expect(stored.recipients.map(\.id) == message.recipients.map(\.id))
