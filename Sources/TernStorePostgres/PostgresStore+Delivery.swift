@@ -36,41 +36,24 @@ extension PostgresStore {
         let nowMS = now.millisecondsSince1970
         let untilMS = leaseUntil.millisecondsSince1970
         let limit = Int64(limit)
-        let query: PostgresQuery
-        switch share {
-        case .new:
-            query = """
-                WITH due AS (
-                    SELECT id FROM recipients
-                    WHERE state = 'queued' AND attempts = 0 AND next_attempt_at <= \(nowMS)
-                      AND (lease_until IS NULL OR lease_until <= \(nowMS))
-                    ORDER BY next_attempt_at
-                    LIMIT \(limit)
-                    FOR UPDATE SKIP LOCKED
-                )
-                UPDATE recipients r SET lease_node = \(node), lease_until = \(untilMS)
-                FROM due, messages m
-                WHERE r.id = due.id AND m.id = r.message_id
-                RETURNING r.id, r.message_id, r.address, r.attempts, r.next_attempt_at,
-                          m.mail_from, m.received_at, m.eight_bit_mime, m.smtp_utf8, m.size, m.from_domain
-                """
-        case .retry:
-            query = """
-                WITH due AS (
-                    SELECT id FROM recipients
-                    WHERE state = 'queued' AND attempts > 0 AND next_attempt_at <= \(nowMS)
-                      AND (lease_until IS NULL OR lease_until <= \(nowMS))
-                    ORDER BY next_attempt_at
-                    LIMIT \(limit)
-                    FOR UPDATE SKIP LOCKED
-                )
-                UPDATE recipients r SET lease_node = \(node), lease_until = \(untilMS)
-                FROM due, messages m
-                WHERE r.id = due.id AND m.id = r.message_id
-                RETURNING r.id, r.message_id, r.address, r.attempts, r.next_attempt_at,
-                          m.mail_from, m.received_at, m.eight_bit_mime, m.smtp_utf8, m.size, m.from_domain
-                """
-        }
+        // The share's condition is in the SQL text, not a parameter, so that the planner
+        // can use the share's partial index.
+        let attempts = share == .new ? "attempts = 0" : "attempts > 0"
+        let query: PostgresQuery = """
+            WITH due AS (
+                SELECT id FROM recipients
+                WHERE state = 'queued' AND \(unescaped: attempts) AND next_attempt_at <= \(nowMS)
+                  AND (lease_until IS NULL OR lease_until <= \(nowMS))
+                ORDER BY next_attempt_at
+                LIMIT \(limit)
+                FOR UPDATE SKIP LOCKED
+            )
+            UPDATE recipients r SET lease_node = \(node), lease_until = \(untilMS)
+            FROM due, messages m
+            WHERE r.id = due.id AND m.id = r.message_id
+            RETURNING r.id, r.message_id, r.address, r.attempts, r.next_attempt_at,
+                      m.mail_from, m.received_at, m.eight_bit_mime, m.smtp_utf8, m.size, m.from_domain
+            """
         let rows = try await client.query(query, logger: logger)
         var claimed: [DueRecipient] = []
         for try await (id, messageID, address, attempts, nextAttemptAt, mailFrom, receivedAt, eightBit, utf8, size, fromDomain)

@@ -30,25 +30,10 @@ func sampleMessage(recipients: Int = 2, at date: Date = Date(), header: String? 
         receivedAt: date, eightBitMIME: false, smtpUTF8: false)
 }
 
+/// What only SQLite has: its durability settings, checkpoints and upgrades of earlier files.
+/// Everything a store does is in the store conformance suite (TernStorePostgresTests),
+/// which runs on SQLite too.
 @Suite struct SQLiteStoreTests {
-    @Test func commitStoresMessageRecipientsAndOutboundEvents() async throws {
-        try await withTemporaryStore { store, _ in
-            let first = sampleMessage(recipients: 2)
-            let second = sampleMessage(recipients: 3)
-            try await store.commit([first, second])
-            #expect(try await store.messageCount() == 2)
-            let stored = try #require(try await store.message(first.id))
-            #expect(stored.content == first.content)
-            #expect(stored.mailFrom == "sender@example.com")
-            #expect(stored.messageIDHeader == first.messageIDHeader)
-            #expect(stored.recipients.map(\.address) == ["r0@example.net", "r1@example.net"])
-            #expect(stored.recipients.map(\.id) == first.recipients.map(\.id))
-            #expect(stored.recipients.allSatisfy { $0.state == .queued })
-            #expect(try await store.counters(in: .allTime) == Counters(outbound: 5))
-            #expect(try await store.message(.random()) == nil)
-        }
-    }
-
     /// A 250 is only as safe as the commit under it: the writer must sync the log before a
     /// commit returns (`FULL`), not only at checkpoints (`NORMAL`, GRDB's default for WAL).
     @Test func commitsSyncTheLogBeforeReturning() async throws {
@@ -58,33 +43,6 @@ func sampleMessage(recipients: Int = 2, at date: Date = Date(), header: String? 
             }
             #expect(journal == "wal")
             #expect(synchronous == 2, "PRAGMA synchronous on the writer: 2 is FULL, 1 is NORMAL")
-        }
-    }
-
-    @Test func aFailedGroupCommitsNothing() async throws {
-        try await withTemporaryStore { store, _ in
-            let message = sampleMessage()
-            try await store.commit([message])
-            // The same id again violates the primary key: the whole group is rolled back.
-            await #expect(throws: (any Error).self) { try await store.commit([sampleMessage(), message]) }
-            #expect(try await store.messageCount() == 1)
-            #expect(try await store.counters(in: .allTime).outbound == 2)
-        }
-    }
-
-    @Test func countersHonourTheRange() async throws {
-        try await withTemporaryStore { store, _ in
-            let base = Date(timeIntervalSince1970: 1_800_000_000)
-            try await store.commit([
-                sampleMessage(recipients: 1, at: base),
-                sampleMessage(recipients: 2, at: base.addingTimeInterval(3600)),
-                sampleMessage(recipients: 4, at: base.addingTimeInterval(7200)),
-            ])
-            #expect(try await store.counters(in: .allTime).outbound == 7)
-            #expect(try await store.counters(in: TimeRange(from: base.addingTimeInterval(1))).outbound == 6)
-            #expect(try await store.counters(in: TimeRange(to: base.addingTimeInterval(3600))).outbound == 1)
-            #expect(try await store.counters(in: TimeRange(from: base, to: base.addingTimeInterval(3601))).outbound == 3)
-            #expect(try await store.counters(in: TimeRange(from: base.addingTimeInterval(9000))) == Counters())
         }
     }
 
@@ -101,23 +59,6 @@ func sampleMessage(recipients: Int = 2, at date: Date = Date(), header: String? 
         try await reopened.close()
     }
 
-    @Test func credentials() async throws {
-        try await withTemporaryStore { store, _ in
-            let hasher = SecretHasher(rounds: 1 << 10)
-            let (credential, _) = try Credential.issue(name: "app", networks: [IPNetwork("127.0.0.0/8")!, IPNetwork("::1")!], hasher: hasher)
-            try await store.addCredential(credential)
-            await #expect(throws: StoreError.self) { try await store.addCredential(credential) }
-            let loaded = try #require(try await store.credential(named: "app"))
-            #expect(loaded.name == credential.name)
-            #expect(loaded.passwordHash == credential.passwordHash)
-            #expect(loaded.networks == credential.networks)
-            #expect(try await store.credential(apiKeyID: credential.apiKeyID)?.name == "app")
-            #expect(try await store.credentials().map(\.name) == ["app"])
-            #expect(try await store.removeCredential(named: "app"))
-            #expect(!(try await store.removeCredential(named: "app")))
-            #expect(try await store.credential(named: "app") == nil)
-        }
-    }
 }
 
 @Suite struct WALCheckpointTests {

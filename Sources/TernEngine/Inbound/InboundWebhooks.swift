@@ -139,10 +139,13 @@ public final class InboundWebhooks: Service, Sendable {
                     for (id, attempt) in unrecorded {
                         if await record(id, attempt) { unrecorded[id] = nil }
                     }
-                    let limit = configuration.maxConcurrent + inFlight.count + unrecorded.count
-                    let due = await dueMessages(limit: limit)
-                    moreDue = due.count == limit
-                    for message in due where inFlight.count < configuration.maxConcurrent {
+                    // Claim only what can start now: a claimed message is not due again before
+                    // its lease ends. (Messages in flight or with an attempt not yet recorded
+                    // are claimed already; one found again after its lease is left alone.)
+                    let free = configuration.maxConcurrent - inFlight.count
+                    let due = await dueMessages(limit: free)
+                    moreDue = due.count == free
+                    for message in due {
                         guard !inFlight.contains(message.id), unrecorded[message.id] == nil else { continue }
                         inFlight.insert(message.id)
                         group.addTask { .posted(message.id, await self.attempt(message, client: client)) }
