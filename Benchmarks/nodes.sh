@@ -34,6 +34,8 @@ release_tern_binary
 
 WORK=$(mktemp -d /tmp/tern-nodes.XXXXXX)
 export TERN_POSTGRES_STATE="$WORK/postgres.state"
+# PostgreSQL with its durable defaults (fsync on), as SQLite syncs every commit too.
+export TERN_POSTGRES_DURABLE=1
 PIDS=() SINK_PID=""
 cleanup() {
   for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done

@@ -8,6 +8,9 @@
 #   scripts/postgres.sh url     print the URL of the running server
 #   scripts/postgres.sh stop    stop the server and delete its folder
 #
+# The server runs with fsync=off (tests), or with PostgreSQL's durable defaults when
+# TERN_POSTGRES_DURABLE=1 (benchmarks).
+#
 # Tests read the URL from TERN_TEST_POSTGRES_URL:
 #   export TERN_TEST_POSTGRES_URL="$(scripts/postgres.sh start)"
 #
@@ -101,8 +104,12 @@ start() {
     --auth-local=trust --auth-host=scram-sha-256 --encoding=UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
     || { cat "$dir/initdb.log" >&2; exit 1; }
   rm -f "$pwfile"
+  # Tests need no fsync; benchmarks (TERN_POSTGRES_DURABLE=1) keep PostgreSQL's default,
+  # so that a commit costs what it costs in production.
+  local durability="-c fsync=off"
+  [ "${TERN_POSTGRES_DURABLE:-0}" = 1 ] && durability=""
   as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 \
-    -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir -c fsync=off -c max_connections=100" \
+    -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir $durability -c max_connections=100" \
     start >&2 || { cat "$dir/server.log" >&2; exit 1; }
   printf 'PGDIR=%q\nPGPORT=%q\nRUN_AS=%q\n' "$dir" "$port" "$RUN_AS" >"$STATE"
   as_owner "$bin/psql" -h "$dir" -p "$port" -U postgres -d postgres -v ON_ERROR_STOP=1 -q \
