@@ -211,7 +211,7 @@ let package = Package(
         .testTarget(
             name: "DKIMTests",
             dependencies: [
-                "DKIM",
+                "DKIM", "TernCore",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
             ]

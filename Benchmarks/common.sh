@@ -9,18 +9,22 @@ require_free_ports() {
   for p in "$@"; do free_port "$p" || die "port $p is in use"; done
 }
 
-# Sets BIN to the release `tern`, building it first unless SKIP_BUILD=1; TERN_SCRATCH_PATH
-# builds in that SwiftPM scratch path instead of .build.
-release_tern_binary() {
-  local scratch=()
-  [ -n "${TERN_SCRATCH_PATH:-}" ] && scratch=(--scratch-path "$TERN_SCRATCH_PATH")
+# Sets BIN to the release build of PRODUCT, building it first unless SKIP_BUILD=1. The
+# SwiftPM scratch path is TERN_SCRATCH_PATH, else DEFAULT_SCRATCH when given, else .build.
+#   release_binary PRODUCT [DEFAULT_SCRATCH]
+release_binary() {
+  local product=$1 path=${TERN_SCRATCH_PATH:-${2:-}} scratch=()
+  [ -n "$path" ] && scratch=(--scratch-path "$path")
   if [ "${SKIP_BUILD:-0}" != 1 ]; then
-    log "swift build -c release --product tern ${scratch[*]}"
-    swift build -c release --product tern "${scratch[@]}" >&2
+    log "swift build -c release --product $product ${scratch[*]}"
+    swift build -c release --product "$product" "${scratch[@]}" >&2
   fi
-  BIN="$(swift build -c release --show-bin-path "${scratch[@]}")/tern"
+  BIN="$(swift build -c release --show-bin-path "${scratch[@]}")/$product"
   [ -x "$BIN" ] || die "no release binary at $BIN"
 }
+
+# Sets BIN to the release `tern` (see release_binary).
+release_tern_binary() { release_binary tern; }
 
 # Starts `$BIN serve --config CONFIG` (log in LOG), sets TERN_PID and waits until PORT accepts;
 # dies with the log's tail if tern exits first.

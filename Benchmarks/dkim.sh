@@ -13,11 +13,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 command -v swift >/dev/null 2>&1 || export PATH="/opt/swift/usr/bin:$PATH"
 
-SCRATCH="${TERN_SCRATCH_PATH:-.build-release}"
-if [ "${SKIP_BUILD:-0}" != 1 ]; then
-  printf '[dkim] swift build -c release --product DKIMBenchmark --scratch-path %s\n' "$SCRATCH" >&2
-  swift build -c release --product DKIMBenchmark --scratch-path "$SCRATCH" >&2
-fi
-BIN="$(swift build -c release --scratch-path "$SCRATCH" --show-bin-path)/DKIMBenchmark"
-[ -x "$BIN" ] || { echo "[dkim] no release binary at $BIN" >&2; exit 1; }
+log() { printf '[dkim] %s\n' "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+. Benchmarks/common.sh
+release_binary DKIMBenchmark .build-release
 "$BIN" "${1:-7}"

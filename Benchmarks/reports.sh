@@ -14,11 +14,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 command -v swift >/dev/null 2>&1 || export PATH="/opt/swift/usr/bin:$PATH"
 
-SCRATCH="${TERN_SCRATCH_PATH:-.build-release}"
-if [ "${SKIP_BUILD:-0}" != 1 ]; then
-  printf '[reports] swift build -c release --product ReportBenchmark --scratch-path %s\n' "$SCRATCH" >&2
-  swift build -c release --product ReportBenchmark --scratch-path "$SCRATCH" >&2
-fi
-BIN="$(swift build -c release --scratch-path "$SCRATCH" --show-bin-path)/ReportBenchmark"
-[ -x "$BIN" ] || { echo "[reports] no release binary at $BIN" >&2; exit 1; }
+log() { printf '[reports] %s\n' "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+. Benchmarks/common.sh
+release_binary ReportBenchmark .build-release
 "$BIN" "${1:-5}" Tests/MailReportsTests/Fixtures

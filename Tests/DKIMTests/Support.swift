@@ -11,23 +11,6 @@ func base64(_ bytes: [UInt8]) -> String {
     Data(bytes).base64EncodedString()
 }
 
-/// SplitMix64: a small seeded generator, so a failing case can be replayed.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-
-    init(seed: UInt64) {
-        state = seed
-    }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// The canonical body written the obvious way, from the RFC's words, with whole lines: as an
 /// independent check of the streaming canonicaliser.
 ///
