@@ -164,8 +164,9 @@ def test_two_nodes_share_queue_credentials_secrets_and_counters(
     assert match, delivered[-500:]
     status, body = a.http("GET", "/o/" + match.group(1).decode())
     assert status == 200 and body.startswith(b"GIF89a")
-    # Counters read the shared events from either node.
-    stats = wait_until(lambda: (s := b.stats())["opens"] == 1 and s, 30, "the open counted")
+    # Counters read the shared events from either node. The sent outcome is written at the
+    # delivery loop's next tick, which may come after the sink has the copy: wait for both.
+    stats = wait_until(lambda: (s := b.stats())["opens"] == 1 and s["sent"] == 1 and s, 30, "the open and the sent counted")
     assert (stats["outbound"], stats["sent"]) == (1, 1)
     assert a.stats()["opens"] == 1
 
