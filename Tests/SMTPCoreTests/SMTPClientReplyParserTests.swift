@@ -202,4 +202,41 @@ struct SMTPClientReplyParserTests {
         stuffer.finish(into: &output)
         #expect(String(buffer: output) == expected)
     }
+
+    /// Random content of periods, CRs, LFs and letters, cut into random chunks, stuffs as the
+    /// RFC's rule says octet by octet: a period after every LF (or at the start) is doubled.
+    @Test
+    func dotStuffingMatchesTheRuleOctetByOctet() {
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        func next(_ bound: Int) -> Int {
+            state ^= state << 13
+            state ^= state >> 7
+            state ^= state << 17
+            return Int(state % UInt64(bound))
+        }
+        let alphabet: [UInt8] = Array(".\r\na".utf8)
+        for _ in 0..<2000 {
+            let content = (0..<next(40)).map { _ in alphabet[next(alphabet.count)] }
+            var expected: [UInt8] = []
+            var atLineStart = true
+            for byte in content {
+                if atLineStart && byte == UInt8(ascii: ".") { expected.append(byte) }
+                expected.append(byte)
+                atLineStart = byte == UInt8(ascii: "\n")
+            }
+            if !content.isEmpty && content.suffix(2) != [13, 10] { expected += Array("\r\n".utf8) }
+            expected += Array(".\r\n".utf8)
+
+            var stuffer = SMTPDotStuffer()
+            var output = ByteBuffer()
+            var rest = content[...]
+            while !rest.isEmpty {
+                let piece = rest.prefix(1 + next(8))
+                rest = rest.dropFirst(piece.count)
+                stuffer.stuff(ByteBuffer(bytes: piece), into: &output)
+            }
+            stuffer.finish(into: &output)
+            #expect(Array(output.readableBytesView) == expected, "content \(content)")
+        }
+    }
 }

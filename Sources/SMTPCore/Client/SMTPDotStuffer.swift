@@ -25,28 +25,34 @@ public struct SMTPDotStuffer: Sendable, Hashable {
     }
 
     /// Appends `chunk`, dot-stuffed, to `output`.
+    ///
+    /// Jumps from line start to line start: only the first octet of a line is looked at
+    /// twice, and the runs between stuffed periods are copied whole.
     public mutating func stuff(_ chunk: ByteBuffer, into output: inout ByteBuffer) {
-        let view = chunk.readableBytesView
-        guard !view.isEmpty else { return }
-        output.reserveCapacity(minimumWritableBytes: view.count + 16)
-        var runStart = view.startIndex
-        var index = view.startIndex
-        while index < view.endIndex {
-            let byte = view[index]
-            if atLineStart && byte == UInt8(ascii: ".") {
-                output.writeBytes(view[runStart..<index])
-                output.writeInteger(UInt8(ascii: "."))
-                runStart = index
+        let count = chunk.readableBytes
+        guard count > 0 else { return }
+        output.reserveCapacity(minimumWritableBytes: count + 16)
+        var atLineStart = self.atLineStart
+        chunk.withUnsafeReadableBytes { bytes in
+            var runStart = 0
+            var index = 0
+            while index < count {
+                if atLineStart && bytes[index] == UInt8(ascii: ".") {
+                    output.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[runStart..<index]))
+                    output.writeInteger(UInt8(ascii: "."))
+                    runStart = index
+                }
+                guard let lineFeed = bytes[index...].firstIndex(of: UInt8(ascii: "\n")) else {
+                    atLineStart = false
+                    break
+                }
+                index = lineFeed + 1
+                atLineStart = true
             }
-            atLineStart = byte == UInt8(ascii: "\n")
-            index += 1
+            output.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[runStart..<count]))
+            lastTwo = count >= 2 ? (bytes[count - 2], bytes[count - 1]) : (lastTwo.1, bytes[0])
         }
-        output.writeBytes(view[runStart..<view.endIndex])
-        if view.count >= 2 {
-            lastTwo = (view[view.endIndex - 2], view[view.endIndex - 1])
-        } else {
-            lastTwo = (lastTwo.1, view[view.startIndex])
-        }
+        self.atLineStart = atLineStart
         wroteAnything = true
     }
 
