@@ -395,8 +395,29 @@ struct SMTPClientSmtpSinkTests {
             #expect(try await connection.send(message(to: ["a@d.test"])).map(\.status) == [.sent])
             try await Task.sleep(for: .milliseconds(800))
             #expect(!connection.isOpen)
+            #expect(!connection.isReadyForMessage)
             let error = await #expect(throws: SMTPClientError.self) { try await connection.send(message(to: ["b@d.test"])) }
             #expect(error?.code == .notReady)
+        }
+    }
+
+    /// Readiness, read without a hop to the event loop, is published by the time `send`
+    /// returns (the pool checks it to keep the session) and cleared by QUIT.
+    @Test(.enabled(if: ClientTestTools.enabled(ClientTestTools.hasSMTPSink)))
+    func readyForTheNextMessageAsSoonAsSendReturns() async throws {
+        try await withClientGroup { group in
+            let sink = try await PeerProcess.smtpSink(group: group)
+            defer { sink.stop() }
+            let connection = try await SMTPClientConnection.connect(
+                host: "127.0.0.1", port: sink.port, configuration: testClientConfiguration, group: group, logger: clientLogger
+            )
+            #expect(connection.isReadyForMessage)
+            for index in 0..<50 {
+                #expect(try await connection.send(message(to: ["r\(index)@d.test"])).map(\.status) == [.sent])
+                #expect(connection.isReadyForMessage, "after message \(index)")
+            }
+            await connection.quit()
+            #expect(!connection.isReadyForMessage)
         }
     }
 }

@@ -26,13 +26,18 @@ public final class SMTPClientConnection: Sendable {
     public let tlsActive: Bool
     private let channel: any Channel
     private let handler: NIOLoopBound<SMTPClientHandler>
+    private let readiness: SMTPClientReadiness
 
-    private init(remoteHost: String, capabilities: SMTPServerCapabilities, tlsActive: Bool, channel: any Channel, handler: NIOLoopBound<SMTPClientHandler>) {
+    private init(
+        remoteHost: String, capabilities: SMTPServerCapabilities, tlsActive: Bool, channel: any Channel,
+        handler: NIOLoopBound<SMTPClientHandler>, readiness: SMTPClientReadiness
+    ) {
         self.remoteHost = remoteHost
         self.capabilities = capabilities
         self.tlsActive = tlsActive
         self.channel = channel
         self.handler = handler
+        self.readiness = readiness
     }
 
     /// Connects to `host:port`. A name is resolved by the system resolver (`/etc/hosts`, then
@@ -94,7 +99,7 @@ public final class SMTPClientConnection: Sendable {
         let sessionLogger = logger
         // The handler is kept from the initializer: the session may end (and the pipeline be
         // torn down) before `connect` returns, e.g. after a 421 greeting.
-        let installed = Mutex<(NIOLoopBound<SMTPClientHandler>, EventLoopFuture<SMTPServerCapabilities>)?>(nil)
+        let installed = Mutex<(NIOLoopBound<SMTPClientHandler>, EventLoopFuture<SMTPServerCapabilities>, SMTPClientReadiness)?>(nil)
         let channel: any Channel
         do {
             let bootstrap = ClientBootstrap(group: group)
@@ -106,7 +111,8 @@ public final class SMTPClientConnection: Sendable {
                         try channel.pipeline.syncOperations.addHandler(handler)
                         let bound = NIOLoopBound(handler, eventLoop: channel.eventLoop)
                         let ready = handler.ready
-                        installed.withLock { $0 = (bound, ready) }
+                        let readiness = handler.readiness
+                        installed.withLock { $0 = (bound, ready, readiness) }
                     }
                 }
             channel = try await connecting(bootstrap).get()
@@ -121,7 +127,9 @@ public final class SMTPClientConnection: Sendable {
             let capabilities = try await started.1.get()
             let tlsActive = try await channel.eventLoop.submit { started.0.value.tlsActive }.get()
             logger.debug("SMTP session ready", metadata: ["smtp.tls": "\(tlsActive)"])
-            return SMTPClientConnection(remoteHost: remoteHost, capabilities: capabilities, tlsActive: tlsActive, channel: channel, handler: started.0)
+            return SMTPClientConnection(
+                remoteHost: remoteHost, capabilities: capabilities, tlsActive: tlsActive, channel: channel, handler: started.0,
+                readiness: started.2)
         } catch let error as SMTPClientError {
             _ = try? await channel.closeFuture.get()
             throw error
@@ -137,10 +145,10 @@ public final class SMTPClientConnection: Sendable {
     /// The session is open and between messages, so `send` would start a transaction now: no
     /// message in progress, no 421 or timeout seen, no QUIT sent. The server may still close
     /// the connection at any moment; `send` then defers with nothing sent.
-    public func isReadyForMessage() async -> Bool {
-        guard channel.isActive else { return false }
-        let handler = self.handler
-        return (try? await channel.eventLoop.submit { handler.value.isReadyForMessage }.get()) ?? false
+    ///
+    /// Read without a hop to the event loop: it is what the session's handler last published.
+    public var isReadyForMessage: Bool {
+        channel.isActive && readiness.isReady
     }
 
     /// Sends one message and returns one outcome per recipient, in envelope order.

@@ -2,6 +2,19 @@ import Logging
 import NIOCore
 import NIOSSL
 import SMTPCore
+import Synchronization
+
+/// Whether a session is ready for a message, as its handler last saw it: published on the
+/// event loop after every change, read from any thread without a hop to the loop.
+final class SMTPClientReadiness: Sendable {
+    private let ready = Atomic<Bool>(false)
+
+    var isReady: Bool { ready.load(ordering: .acquiring) }
+
+    func publish(_ isReady: Bool) {
+        ready.store(isReady, ordering: .releasing)
+    }
+}
 
 /// Runs one `SMTPClientStateMachine` on one channel: reads replies, performs the machine's
 /// actions, keeps one timer armed with the machine's `pendingTimeout`, and starts TLS.
@@ -33,6 +46,8 @@ final class SMTPClientHandler: ChannelInboundHandler {
     /// to the sending task.
     private var preparedContent: ByteBuffer?
     private var completion: EventLoopPromise<[SMTPDeliveryOutcome]>?
+    /// `isReadyForMessage`, published for `SMTPClientConnection` after every change.
+    let readiness = SMTPClientReadiness()
 
     init(machine: SMTPClientStateMachine, tls: SMTPClientTLS?, eventLoop: any EventLoop, logger: Logger) {
         self.machine = machine
@@ -76,6 +91,7 @@ final class SMTPClientHandler: ChannelInboundHandler {
         contentRequest = nil
         completion?.fail(removed)
         completion = nil
+        readiness.publish(false)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -145,6 +161,7 @@ final class SMTPClientHandler: ChannelInboundHandler {
         contentRequest = nil
         completion?.fail(closed)
         completion = nil
+        readiness.publish(false)
         context.fireChannelInactive()
     }
 
@@ -263,13 +280,18 @@ final class SMTPClientHandler: ChannelInboundHandler {
             preparedContent = nil
             contentRequest?.succeed(false)
             contentRequest = nil
+            // Published before the sender learns the outcomes: it may hand the session back
+            // (and check that it is ready) before this method returns.
+            let completion = self.completion
+            self.completion = nil
+            readiness.publish(!closeConnection && isReadyForMessage)
             completion?.succeed(outcomes)
-            completion = nil
             if closeConnection { context.close(promise: nil) }
         case .closeConnection:
             context.close(promise: nil)
         }
         armTimer()
+        readiness.publish(isReadyForMessage)
     }
 
     /// RFC 3207 §4.2: TLS starts right after the 220; anything the server sent after it is

@@ -220,7 +220,7 @@ public final class SMTPConnectionPool: Service, Sendable {
             let (lease, expired) = cache.withLock { $0.checkOut(nextHop, now: .now) }
             await quit(expired)
             guard let lease else { return nil }
-            if await lease.connection.isReadyForMessage() {
+            if lease.connection.isReadyForMessage {
                 logger.debug("reusing SMTP session", metadata: ["smtp.server": "\(nextHop)", "smtp.uses": "\(lease.uses)"])
                 return lease
             }
@@ -232,7 +232,7 @@ public final class SMTPConnectionPool: Service, Sendable {
     /// Hands back a session whose last transaction succeeded: kept for reuse when it is still
     /// ready and within its limits, otherwise ended with QUIT.
     func checkIn(_ lease: Lease) async {
-        guard await lease.connection.isReadyForMessage() else {
+        guard lease.connection.isReadyForMessage else {
             await lease.connection.close()
             return
         }
