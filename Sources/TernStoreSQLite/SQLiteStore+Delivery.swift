@@ -155,29 +155,10 @@ extension SQLiteStore {
         }
     }
 
-    /// Reads through SQLite's incremental blob I/O: only the pages of the piece asked for
-    /// are read, however large the message.
+    /// Reads through SQLite's incremental blob I/O, on the calling thread (`ContentReader`).
     public func readContent(of message: MessageID, offset: Int, maxLength: Int) async throws -> [UInt8] {
         precondition(offset >= 0 && maxLength > 0, "a content read needs a non-negative offset and a positive length")
-        return try await writer.read { db in
-            var blob: OpaquePointer?
-            let opened = sqlite3_blob_open(db.sqliteConnection, "main", "messages", "content", message.rawValue, 0, &blob)
-            defer { sqlite3_blob_close(blob) }
-            guard opened == SQLITE_OK, let blob else {
-                throw StoreError(.notFound, "message \(message) has no content in the store")
-            }
-            let size = Int(sqlite3_blob_bytes(blob))
-            guard offset < size else { return [] }
-            let length = min(maxLength, size - offset)
-            var bytes = [UInt8](repeating: 0, count: length)
-            let status = bytes.withUnsafeMutableBytes { raw in
-                sqlite3_blob_read(blob, raw.baseAddress, Int32(length), Int32(offset))
-            }
-            guard status == SQLITE_OK else {
-                throw DatabaseError(resultCode: ResultCode(rawValue: status), message: "reading the content of message \(message)")
-            }
-            return bytes
-        }
+        return try contentReader.read(message, offset: offset, maxLength: maxLength)
     }
 
     public func queueEntries(limit: Int) async throws -> [QueueEntry] {

@@ -7,6 +7,8 @@ public import TernCore
 public final class SQLiteStore: Store {
     private let pool: DatabasePool
     private let checkpointer: WALCheckpointer
+    /// Delivery's reads of message content.
+    let contentReader: ContentReader
     public let path: String
 
     /// WAL pages after which the committing connection checkpoints by itself: only a safety
@@ -35,6 +37,7 @@ public final class SQLiteStore: Store {
         try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
         try SQLiteStore.migrator.migrate(pool)
         self.checkpointer = try WALCheckpointer(path: path)
+        self.contentReader = try ContentReader(path: path)
     }
 
     public func commit(_ messages: [QueuedMessage]) async throws {
@@ -225,6 +228,7 @@ public final class SQLiteStore: Store {
 
     public func close() async throws {
         await checkpointer.stop()
+        try contentReader.close()
         try pool.close()
     }
 

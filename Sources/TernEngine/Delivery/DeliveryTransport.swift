@@ -60,12 +60,14 @@ public struct DeliveryContent: Sendable {
         }
     }
 
-    /// The whole content, read piece by piece: for messages small enough to hold.
-    public func whole(pieceSize: Int = DeliveryContent.defaultPieceSize) async throws -> [UInt8] {
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(size)
-        for try await piece in pieces(ofSize: pieceSize) { bytes += piece.readableBytesView }
-        return bytes
+    /// The whole content in one buffer, read piece by piece: for messages small enough to
+    /// hold. A content no larger than a piece is one read and one copy.
+    public func whole(pieceSize: Int = DeliveryContent.defaultPieceSize) async throws -> ByteBuffer {
+        var whole = ByteBuffer()
+        for try await var piece in pieces(ofSize: max(pieceSize, size)) {
+            if whole.readableBytes == 0 { whole = piece } else { whole.writeBuffer(&piece) }
+        }
+        return whole
     }
 
     /// The pieces in order; each iteration reads from the start again.

@@ -304,7 +304,7 @@ public struct SMTPTransport: DeliveryTransport {
         guard request.content.size <= wholeContentLimit else {
             return SMTPOutgoingMessage(envelope: envelope, content: .chunks(SMTPContentChunks(request.content.pieces())))
         }
-        return SMTPOutgoingMessage(envelope: envelope, content: .buffer(ByteBuffer(bytes: try await request.content.whole())))
+        return SMTPOutgoingMessage(envelope: envelope, content: .buffer(try await request.content.whole()))
     }
 
     static func mailbox(_ address: String) -> SMTPMailbox {
