@@ -157,39 +157,41 @@ public final class SMTPClientConnection: Sendable {
     public func send(_ message: SMTPOutgoingMessage) async throws -> [SMTPDeliveryOutcome] {
         let handler = self.handler
         let envelope = message.envelope
-        // Content held in one buffer is stuffed here and written by the handler itself on the
-        // 354: no hop back to this task in the middle of the transaction.
-        var prepared: ByteBuffer?
-        if case .buffer(let buffer) = message.content {
+        let eventLoop = channel.eventLoop
+        switch message.content {
+        case .buffer(let buffer):
+            // Stuffed here and written by the handler itself on the 354: one hop to the event
+            // loop, and the outcomes back, with no hop in the middle of the transaction.
             var stuffer = SMTPDotStuffer()
             var output = ByteBuffer()
             output.reserveCapacity(buffer.readableBytes + buffer.readableBytes / 64 + 5)
             stuffer.stuff(buffer, into: &output)
             stuffer.finish(into: &output)
-            prepared = output
-        }
-        let preparedContent = prepared
-        let (contentRequested, completed) = try await channel.eventLoop.submit {
-            try handler.value.startMessage(envelope, preparedContent: preparedContent)
-        }.get()
-        // With prepared content nothing is left to write here: wait only for the outcomes.
-        if preparedContent == nil, try await contentRequested.get() {
-            do {
-                switch message.content {
-                case .buffer:
-                    break  // written by the handler on the 354 (`preparedContent`)
-                case .chunks(let chunks):
-                    try await writeContent(chunks)
+            let prepared = output
+            return try await eventLoop.flatSubmit {
+                do {
+                    return try handler.value.startMessage(envelope, preparedContent: prepared).1
+                } catch {
+                    return eventLoop.makeFailedFuture(error)
                 }
-            } catch let error as ContentSourceError {
-                channel.eventLoop.execute { handler.value.abortContent() }
-                _ = try? await completed.get()
-                throw error.underlying
-            } catch {
-                // The connection broke; the outcomes say so.
+            }.get()
+        case .chunks(let chunks):
+            let (contentRequested, completed) = try await eventLoop.submit {
+                try handler.value.startMessage(envelope)
+            }.get()
+            if try await contentRequested.get() {
+                do {
+                    try await writeContent(chunks)
+                } catch let error as ContentSourceError {
+                    eventLoop.execute { handler.value.abortContent() }
+                    _ = try? await completed.get()
+                    throw error.underlying
+                } catch {
+                    // The connection broke; the outcomes say so.
+                }
             }
+            return try await completed.get()
         }
-        return try await completed.get()
     }
 
     /// Ends the session with QUIT and waits for the connection to close.
