@@ -1,5 +1,13 @@
 public import NIOCore
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Prepares message content for DATA: doubles a period at the start of a line and ends the
 /// content with `CRLF.CRLF`. Works on chunks, so content can stream.
 ///
@@ -26,8 +34,8 @@ public struct SMTPDotStuffer: Sendable, Hashable {
 
     /// Appends `chunk`, dot-stuffed, to `output`.
     ///
-    /// Jumps from line start to line start: only the first octet of a line is looked at
-    /// twice, and the runs between stuffed periods are copied whole.
+    /// Jumps from line start to line start (`memchr` finds each LF): only the first octet
+    /// of a line is looked at on its own, and the runs between stuffed periods are copied whole.
     public mutating func stuff(_ chunk: ByteBuffer, into output: inout ByteBuffer) {
         let count = chunk.readableBytes
         guard count > 0 else { return }
@@ -42,11 +50,13 @@ public struct SMTPDotStuffer: Sendable, Hashable {
                     output.writeInteger(UInt8(ascii: "."))
                     runStart = index
                 }
-                guard let lineFeed = bytes[index...].firstIndex(of: UInt8(ascii: "\n")) else {
+                guard let base = bytes.baseAddress,
+                    let lineFeed = memchr(base + index, Int32(UInt8(ascii: "\n")), count - index)
+                else {
                     atLineStart = false
                     break
                 }
-                index = lineFeed + 1
+                index = UnsafeRawPointer(lineFeed) - base + 1
                 atLineStart = true
             }
             output.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[runStart..<count]))
