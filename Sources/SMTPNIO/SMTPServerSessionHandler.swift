@@ -147,8 +147,11 @@ final class SMTPServerSessionHandler: ChannelDuplexHandler, RemovableChannelHand
         context.fireChannelReadComplete()
     }
 
+    /// Input goes on being read (and buffered, up to `maxBufferedInput`) while the session
+    /// waits for the backend: turning reading off and on again for every greeting and every
+    /// commit would cost two `epoll_ctl` calls each.
     func read(context: ChannelHandlerContext) {
-        if waitingForBackend || closing || input.readableBytes > Self.maxBufferedInput {
+        if closing || input.readableBytes > Self.maxBufferedInput {
             readPending = true
         } else {
             context.read()

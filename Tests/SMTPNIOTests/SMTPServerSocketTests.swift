@@ -121,6 +121,35 @@ struct SMTPServerSocketTests {
         #expect(String(buffer: message.content) == "Subject: hi\r\n\r\n.dot\r\n")
     }
 
+    /// Input keeps being read while the backend commits, up to a bound: more pipelined input
+    /// than that (here 160 KB of NOOPs sent behind the end of data) is read once the commit
+    /// is answered, and every command is answered in order.
+    @Test
+    func inputPipelinedBehindACommitBeyondTheBufferBound() async throws {
+        let backend = MemoryBackend(commitDelay: .milliseconds(300))
+        try await withServer(configuration: loopbackSubmission, backend: backend) { _, address, group in
+            let client = try await RawClient.connect(to: address, group: group)
+            try await client.channel.executeThenClose { inbound, outbound in
+                var iterator = inbound.makeAsyncIterator()
+                var pending = ""
+                _ = try await readReplies(1, from: &iterator, pending: &pending)
+                try await outbound.write(ByteBuffer(string:
+                    "EHLO client\r\nAUTH PLAIN AGFsaWNlAHNlY3JldA==\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<r@d.example>\r\nDATA\r\n"))
+                #expect(try await readReplies(5, from: &iterator, pending: &pending).last?.hasPrefix("354") == true)
+                let noops = 320
+                let noop = "NOOP " + String(repeating: "x", count: 495) + "\r\n"
+                try await outbound.write(ByteBuffer(string:
+                    "Subject: hi\r\n\r\nbody\r\n.\r\n" + String(repeating: noop, count: noops) + "QUIT\r\n"))
+                let replies = try await readReplies(noops + 2, from: &iterator, pending: &pending)
+                #expect(replies.first == "250 2.0.0 Ok: queued as Q1")
+                #expect(replies.dropFirst().prefix(noops).allSatisfy { $0 == "250 2.0.0 Ok" })
+                #expect(replies.count == noops + 2)
+                #expect(replies.last == "221 2.0.0 Bye")
+            }
+        }
+        #expect(backend.messages.withLock { $0.count } == 1)
+    }
+
     @Test
     func refusesAuthBeforeTLSWithoutLoopbackOverride() async throws {
         let configuration = SMTPServerConfiguration(hostname: "smtp.test", allowInsecureAuth: false)
