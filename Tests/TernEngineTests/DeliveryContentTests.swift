@@ -35,6 +35,22 @@ import TernStoreSQLite
         #expect(reads.withLock { $0 } == 2 * (size / 100 + 1))
     }
 
+    /// `whole` (what the transport sends from one buffer) holds every octet, in one read; a
+    /// content found longer than its announced size is still read to its end.
+    @Test(arguments: [(0, 0, 1), (1, 1, 1), (100, 100, 1), (5000, 5000, 1), (70_000, 70_000, 1), (10, 25, 3)])
+    func wholeContentInOneBuffer(announced: Int, actual: Int, expectedReads: Int) async throws {
+        let bytes = (0..<actual).map { UInt8(truncatingIfNeeded: $0 * 7) }
+        let reads = Mutex(0)
+        let content = DeliveryContent(size: announced) { offset, maxLength in
+            reads.withLock { $0 += 1 }
+            guard offset < bytes.count else { return [] }
+            return Array(bytes[offset..<min(bytes.count, offset + maxLength)])
+        }
+        let whole = try await content.whole()
+        #expect(Array(whole.readableBytesView) == bytes)
+        #expect(reads.withLock { $0 } == expectedReads)
+    }
+
     @Test func storedContentIsReadFromTheStoreInPieces() async throws {
         let (folder, path) = try temporaryStorePath()
         defer { try? FileManager.default.removeItem(atPath: folder) }

@@ -60,11 +60,12 @@ public struct DeliveryContent: Sendable {
         }
     }
 
-    /// The whole content in one buffer, read piece by piece: for messages small enough to
-    /// hold. A content no larger than a piece is one read and one copy.
-    public func whole(pieceSize: Int = DeliveryContent.defaultPieceSize) async throws -> ByteBuffer {
+    /// The whole content in one buffer, for messages small enough to hold: one read (a
+    /// piece one octet longer than the content, so that it comes back short and no second
+    /// read is needed to learn the end) and one copy.
+    public func whole() async throws -> ByteBuffer {
         var whole = ByteBuffer()
-        for try await var piece in pieces(ofSize: max(pieceSize, size)) {
+        for try await var piece in pieces(ofSize: size + 1) {
             if whole.readableBytes == 0 { whole = piece } else { whole.writeBuffer(&piece) }
         }
         return whole
