@@ -155,14 +155,22 @@ public struct TrackingKeys: Sendable {
     /// The token `text` stands for, or nil unless it is exactly a token signed by one of
     /// the secrets.
     public func verify(_ text: some StringProtocol) -> TrackingToken? {
-        guard let bytes = Base64URL.decode(text.utf8, maximumLength: Self.maximumTokenLength) else { return nil }
+        // From the text's contiguous UTF-8 when it has it (a native String or Substring does):
+        // walking a generic StringProtocol's UTF-8 view costs a witness call per character.
+        let decoded =
+            text.utf8.withContiguousStorageIfAvailable { Base64URL.decode($0, maximumLength: Self.maximumTokenLength) }
+            ?? Base64URL.decode(text.utf8, maximumLength: Self.maximumTokenLength)
+        guard let bytes = decoded else { return nil }
         return verify(bytes: bytes)
     }
 
     /// The token an address token stands for, in either case; nil unless it is exactly a
     /// token signed by one of the secrets.
     public func verifyAddressToken(_ text: some StringProtocol) -> TrackingToken? {
-        guard let bytes = Base32.decode(text.utf8, maximumLength: Self.maximumAddressTokenLength) else { return nil }
+        let decoded =
+            text.utf8.withContiguousStorageIfAvailable { Base32.decode($0, maximumLength: Self.maximumAddressTokenLength) }
+            ?? Base32.decode(text.utf8, maximumLength: Self.maximumAddressTokenLength)
+        guard let bytes = decoded else { return nil }
         return verify(bytes: bytes)
     }
 
