@@ -29,6 +29,10 @@
 #   KEEP_WORK=1    keep the temp dir (configs, logs, wrk outputs, the store) and print it
 #   PERF=1         also `perf record -g` Tern during the /o/ run (report in the temp dir;
 #                  implies KEEP_WORK=1; PERF_FREQ [999])
+#   PACE_MS=N      each connection waits N ms between a response and its next request
+#                  (wrk's Lua `delay`), so that both servers get about the same request rate
+#                  below either one's limit and their latencies compare at equal load;
+#                  the req/s ratio then says nothing and the goal line does not apply
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REPO=$(pwd)
@@ -101,8 +105,13 @@ wrk_run() {
     sleep 1
   fi
   "${BEFORE_RUN:-true}" "$1"
-  log "wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s --latency $2"
-  wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "$2" >"$WORK/$1.wrk" 2>&1 || die "wrk failed: $(cat "$WORK/$1.wrk")"
+  local pace=()
+  if [ -n "${PACE_MS:-}" ]; then
+    printf 'function delay()\n  return %d\nend\n' "$PACE_MS" >"$WORK/pace.lua"
+    pace=(-s "$WORK/pace.lua")
+  fi
+  log "wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s --latency ${pace[*]} $2"
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "${pace[@]}" "$2" >"$WORK/$1.wrk" 2>&1 || die "wrk failed: $(cat "$WORK/$1.wrk")"
   "${AFTER_RUN:-true}" "$1"
   sed 's/^/    /' "$WORK/$1.wrk" >&2
 }
@@ -300,10 +309,11 @@ row "tern GET /c/TOKEN" "$WORK/click.wrk" "$(cpu $((T1_click - T0_click)))"
 if [ "${SKIP_NGINX:-0}" != 1 ]; then
   awk -v n="$(wrk_rps "$WORK/nginx.wrk")" -v np="$(wrk_p99_ms "$WORK/nginx.wrk")" \
       -v o="$(wrk_rps "$WORK/open.wrk")" -v op="$(wrk_p99_ms "$WORK/open.wrk")" \
-      -v c="$(wrk_rps "$WORK/click.wrk")" -v cp="$(wrk_p99_ms "$WORK/click.wrk")" 'BEGIN{
+      -v c="$(wrk_rps "$WORK/click.wrk")" -v cp="$(wrk_p99_ms "$WORK/click.wrk")" -v pace="${PACE_MS:-}" 'BEGIN{
     printf "  ratio tern/nginx req/s:  open %.2f  click %.2f   (goal >= 0.50)\n", o/n, c/n
     printf "  ratio tern/nginx p99:    open %.2f  click %.2f   (goal <= 1.00)\n", op/np, cp/np
-    printf "  goal met: open %s  click %s\n", (o >= n/2 && op <= np) ? "yes" : "NO", (c >= n/2 && cp <= np) ? "yes" : "NO" }'
+    if (pace != "") printf "  paced (%s ms between requests): latencies at about equal load; the goal is for unpaced runs\n", pace
+    else printf "  goal met: open %s  click %s\n", (o >= n/2 && op <= np) ? "yes" : "NO", (c >= n/2 && cp <= np) ? "yes" : "NO" }'
   echo "  nginx access log lines: $NGINX_LOGGED (wrk completed $(wrk_requests "$WORK/nginx.wrk"))"
 fi
 check() { # type file
