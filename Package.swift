@@ -175,7 +175,7 @@ let package = Package(
         .testTarget(
             name: "SMTPCoreTests",
             dependencies: [
-                "SMTPCore",
+                "SMTPCore", "TernCore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),
             ]

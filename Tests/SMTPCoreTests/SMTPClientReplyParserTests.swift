@@ -1,6 +1,7 @@
 import NIOCore
 import NIOTestUtils
 import Testing
+import TernCore
 
 @testable import SMTPCore
 
@@ -207,13 +208,8 @@ struct SMTPClientReplyParserTests {
     /// RFC's rule says octet by octet: a period after every LF (or at the start) is doubled.
     @Test
     func dotStuffingMatchesTheRuleOctetByOctet() {
-        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
-        func next(_ bound: Int) -> Int {
-            state ^= state << 13
-            state ^= state >> 7
-            state ^= state << 17
-            return Int(state % UInt64(bound))
-        }
+        var rng = SplitMix64(seed: 0x5EED_D075)
+        func next(_ bound: Int) -> Int { Int.random(in: 0..<bound, using: &rng) }
         let alphabet: [UInt8] = Array(".\r\na".utf8)
         for _ in 0..<2000 {
             let content = (0..<next(40)).map { _ in alphabet[next(alphabet.count)] }

@@ -155,22 +155,14 @@ public struct TrackingKeys: Sendable {
     /// The token `text` stands for, or nil unless it is exactly a token signed by one of
     /// the secrets.
     public func verify(_ text: some StringProtocol) -> TrackingToken? {
-        // From the text's contiguous UTF-8 when it has it (a native String or Substring does):
-        // walking a generic StringProtocol's UTF-8 view costs a witness call per character.
-        let decoded =
-            text.utf8.withContiguousStorageIfAvailable { Base64URL.decode($0, maximumLength: Self.maximumTokenLength) }
-            ?? Base64URL.decode(text.utf8, maximumLength: Self.maximumTokenLength)
-        guard let bytes = decoded else { return nil }
+        guard let bytes = Base64URL.decode(text.utf8, maximumLength: Self.maximumTokenLength) else { return nil }
         return verify(bytes: bytes)
     }
 
     /// The token an address token stands for, in either case; nil unless it is exactly a
     /// token signed by one of the secrets.
     public func verifyAddressToken(_ text: some StringProtocol) -> TrackingToken? {
-        let decoded =
-            text.utf8.withContiguousStorageIfAvailable { Base32.decode($0, maximumLength: Self.maximumAddressTokenLength) }
-            ?? Base32.decode(text.utf8, maximumLength: Self.maximumAddressTokenLength)
-        guard let bytes = decoded else { return nil }
+        guard let bytes = Base32.decode(text.utf8, maximumLength: Self.maximumAddressTokenLength) else { return nil }
         return verify(bytes: bytes)
     }
 
@@ -333,6 +325,14 @@ enum Base64URL {
     /// outside the alphabet (padding included), a length no byte string encodes to, or
     /// non-zero bits after the last byte: each byte string has exactly one spelling.
     static func decode(_ text: some Sequence<UInt8>, maximumLength: Int) -> [UInt8]? {
+        // Over the text's contiguous octets when it has them (a native String's UTF-8 view
+        // does): verification is generic over StringProtocol, where walking the view costs a
+        // witness call per character, most of a token's decoding on the tracking endpoints.
+        text.withContiguousStorageIfAvailable { decodeCharacters($0, maximumLength: maximumLength) }
+            ?? decodeCharacters(text, maximumLength: maximumLength)
+    }
+
+    private static func decodeCharacters(_ text: some Sequence<UInt8>, maximumLength: Int) -> [UInt8]? {
         var out = [UInt8]()
         out.reserveCapacity(maximumLength * 3 / 4)
         var group: UInt32 = 0
@@ -401,6 +401,12 @@ enum Base32 {
     /// outside the alphabet, a length no byte string encodes to, or non-zero bits after
     /// the last byte.
     static func decode(_ text: some Sequence<UInt8>, maximumLength: Int) -> [UInt8]? {
+        // As `Base64URL.decode`: over contiguous octets when the text has them.
+        text.withContiguousStorageIfAvailable { decodeCharacters($0, maximumLength: maximumLength) }
+            ?? decodeCharacters(text, maximumLength: maximumLength)
+    }
+
+    private static func decodeCharacters(_ text: some Sequence<UInt8>, maximumLength: Int) -> [UInt8]? {
         var out = [UInt8]()
         out.reserveCapacity(maximumLength * 5 / 8)
         var buffer: UInt32 = 0
