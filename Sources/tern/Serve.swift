@@ -70,11 +70,13 @@ struct Serve: AsyncParsableCommand {
             tracker: tracking.tracker, senders: (SenderPolicy(allowUnverifiedDomains: allowUnverified), domains),
             logger: Logger(label: "tern.intake"))
 
-        let eventLoops = MultiThreadedEventLoopGroup.singleton
+        // SMTP sessions (submission and MX) on loops of their own, delivery's connections (and
+        // its DNS queries) on others; HTTP stays on NIO's shared loops.
+        let eventLoops = SMTPEventLoops()
         let smtp = SubmissionService(
             server: SMTPServer(
                 configuration: try configuration.smtpServerConfiguration(tlsContext: tlsContext),
-                backend: intake, group: eventLoops, logger: Logger(label: "tern.smtp")),
+                backend: intake, group: eventLoops.intake, logger: Logger(label: "tern.smtp")),
             listeners: try configuration.submissionListeners(),
             logger: logger)
 
@@ -83,9 +85,9 @@ struct Serve: AsyncParsableCommand {
             .init(service: nodes), .init(service: committer), .init(service: domains),
         ]
         if configuration.delivery.enabled {
-            let resolver = try configuration.dnsResolver(group: eventLoops)
+            let resolver = try configuration.dnsResolver(group: eventLoops.delivery)
             let transport = SMTPTransport(
-                configuration: try configuration.transportConfiguration(), resolver: resolver, group: eventLoops,
+                configuration: try configuration.transportConfiguration(), resolver: resolver, group: eventLoops.delivery,
                 logger: Logger(label: "tern.delivery"))
             var deliveryConfiguration = try configuration.deliveryConfiguration(node: nodeID)
             deliveryConfiguration.liveNodes = { nodes.liveNodes }
@@ -141,7 +143,7 @@ struct Serve: AsyncParsableCommand {
             services.append(.init(service: SubmissionService(
                 server: SMTPServer(
                     configuration: try configuration.mxServerConfiguration(tlsContext: tlsContext),
-                    backend: inboundIntake, group: eventLoops, logger: Logger(label: "tern.mx")),
+                    backend: inboundIntake, group: eventLoops.intake, logger: Logger(label: "tern.mx")),
                 listeners: mxListeners, logger: logger)))
         }
 
