@@ -88,7 +88,18 @@ public final class TrackingFastPath: ChannelDuplexHandler, RemovableChannelHandl
         case .HEAD: method = .head
         default: return nil
         }
-        let path = head.uri
+        return Self.answer(
+            routes: routes, method: method, target: head.uri, userAgent: head.headers.first(name: "user-agent"),
+            clientIP: clientIP(context))
+    }
+
+    /// The response to a `GET` or `HEAD` of `target` when it is an open or a click on a link
+    /// held in memory (the event recorded), nil when Hummingbird is to answer it. Both fast
+    /// paths (this one and `TrackingWirePath`) answer through here.
+    static func answer(
+        routes: TrackingRoutes, method: HTTPRequest.Method, target path: String, userAgent: @autoclosure () -> String?,
+        clientIP: @autoclosure () -> String?
+    ) -> Answer? {
         let endpoint: EngagementKind
         if path.hasPrefix("/o/") {
             endpoint = .open
@@ -106,25 +117,18 @@ public final class TrackingFastPath: ChannelDuplexHandler, RemovableChannelHandl
         switch endpoint {
         case .open:
             guard let token = routes.verified(.open, token) else { return .notFound(withBody: withBody) }
-            routes.recorder.record(event(.open, token, method, head, context: context))
+            routes.recorder.record(routes.engagement(
+                .open, token, method: method, userAgent: userAgent(), clientIP: clientIP(), at: routes.now()))
             return .pixel(withBody: withBody)
         case .click:
             guard let token = routes.verified(.click, token) else { return .notFound(withBody: withBody) }
             // Not held in memory: Hummingbird's route reads the store.
             guard let target = routes.links.cachedTarget(of: token.messageID, index: token.linkIndex) else { return nil }
             guard let target else { return .notFound(withBody: withBody) }
-            routes.recorder.record(event(.click, token, method, head, context: context, target: target))
+            routes.recorder.record(routes.engagement(
+                .click, token, method: method, userAgent: userAgent(), clientIP: clientIP(), at: routes.now(), target: target))
             return .redirect(TrackingRoutes.locationValue(target))
         }
-    }
-
-    private func event(
-        _ kind: EngagementKind, _ token: TrackingToken, _ method: HTTPRequest.Method, _ head: HTTPRequestHead,
-        context: ChannelHandlerContext, target: String? = nil
-    ) -> EngagementEvent {
-        routes.engagement(
-            kind, token, method: method, userAgent: head.headers.first(name: "user-agent"),
-            clientIP: clientIP(context), at: routes.now(), target: target)
     }
 
     private func clientIP(_ context: ChannelHandlerContext) -> String? {
@@ -220,9 +224,10 @@ public final class TrackingFastPath: ChannelDuplexHandler, RemovableChannelHandl
 extension TrackingFastPath: Sendable {}
 
 extension TrackingFastPath {
-    /// Puts a `TrackingFastPath` right after NIO's HTTP/1 request decoder, then leaves the
-    /// pipeline. Hummingbird adds its `additionalChannelHandlers` after the conversion to HTTP
-    /// types; this is how the fast path gets below it.
+    /// Puts a `TrackingFastPath` right after NIO's HTTP/1 request decoder and a
+    /// `TrackingWirePath` in front of NIO's HTTP/1 handlers (after TLS, if any), then leaves
+    /// the pipeline. Hummingbird adds its `additionalChannelHandlers` after the conversion to
+    /// HTTP types; this is how the fast paths get below it.
     public final class Installer: ChannelInboundHandler, RemovableChannelHandler {
         public typealias InboundIn = Never
 
@@ -240,6 +245,10 @@ extension TrackingFastPath {
             if let decoder = try? operations.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self) {
                 try? operations.addHandler(
                     TrackingFastPath(routes: routes, serverName: serverName), position: .after(decoder.handler))
+                // In front of the encoder too: its responses are bytes already.
+                let first = (try? operations.context(handlerType: HTTPResponseEncoder.self)) ?? decoder
+                try? operations.addHandler(
+                    TrackingWirePath(routes: routes, serverName: serverName), position: .before(first.handler))
             }
             operations.removeHandler(context: context, promise: nil)
         }
