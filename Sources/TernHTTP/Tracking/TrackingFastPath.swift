@@ -9,6 +9,8 @@ import TernCore
 /// decoder, before Hummingbird converts requests to HTTP types, and its responses go straight
 /// to NIO's encoder. Everything else, and a click whose links must be read from the store, goes
 /// on to Hummingbird untouched, where `TrackingRoutes` answers the same requests the same way.
+/// Most opens and clicks never get here: `TrackingWirePath`, in front of the decoder, answers
+/// them from the bytes; this handler answers those of connections it has handed on.
 ///
 /// Responses on a connection keep the order of its requests (RFC 9112 §9.3.2): a request is
 /// answered here only when no request handed to Hummingbird is still unanswered; while one is,
