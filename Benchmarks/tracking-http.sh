@@ -27,8 +27,8 @@
 #   TERN_SCRATCH_PATH  build in this SwiftPM scratch path instead of .build
 #                  (e.g. .build-release, not to contend with another build's lock)
 #   KEEP_WORK=1    keep the temp dir (configs, logs, wrk outputs, the store) and print it
-#   PERF=1         also `perf record -g` Tern during the /o/ run (report in the temp dir;
-#                  implies KEEP_WORK=1; PERF_FREQ [999])
+#   PERF=1         also `perf record -g` Tern during the /o/ run (PERF_RUN=click: the /c/
+#                  run; report in the temp dir; implies KEEP_WORK=1; PERF_FREQ [999])
 #   PACE_MS=N      each connection waits N ms between a response and its next request
 #                  (wrk's Lua `delay`), so that both servers get about the same request rate
 #                  below either one's limit and their latencies compare at equal load;
@@ -262,7 +262,7 @@ SAMPLER_PID=$!
 tern_before() {
   sleep 1
   declare -g "EV0_$1=$(events "$1")" "T0_$1=$(tern_ticks)"
-  if [ "${PERF:-0}" = 1 ] && [ "$1" = open ]; then
+  if [ "${PERF:-0}" = 1 ] && [ "$1" = "${PERF_RUN:-open}" ]; then
     perf record -g -F "${PERF_FREQ:-999}" -p "$TERN_PID" -o "$WORK/perf.data" >"$WORK/perf.log" 2>&1 &
     PERF_PID=$!
     sleep 0.5
