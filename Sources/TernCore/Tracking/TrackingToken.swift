@@ -72,7 +72,7 @@ public struct TrackingKeys: Sendable {
         var openKey, clickKey, unsubscribeKey, bounceKey: SymmetricKey
         /// Per kind, an HMAC that has taken its key and the label and kind byte already:
         /// each token then costs only its own bytes (the hot path of the tracking endpoints).
-        var primedOpen, primedClick, primedUnsubscribe, primedBounce: HMAC<SHA256>
+        var primedOpen, primedClick, primedUnsubscribe, primedBounce: PrimedHMACSHA256
 
         init(secret: [UInt8]) {
             let material = SymmetricKey(data: secret)
@@ -85,8 +85,8 @@ public struct TrackingKeys: Sendable {
             clickKey = derive("click", 32)
             unsubscribeKey = derive("unsubscribe", 32)
             bounceKey = derive("bounce", 32)
-            func prime(_ kind: TrackingTokenKind, _ key: SymmetricKey) -> HMAC<SHA256> {
-                var hmac = HMAC<SHA256>(key: key)
+            func prime(_ kind: TrackingTokenKind, _ key: SymmetricKey) -> PrimedHMACSHA256 {
+                var hmac = PrimedHMACSHA256(key: key)
                 hmac.update(data: TrackingKeys.label)
                 hmac.update(data: [kind.rawValue])
                 return hmac
@@ -107,15 +107,14 @@ public struct TrackingKeys: Sendable {
         }
 
         func mac(kind: TrackingTokenKind, over bytes: ArraySlice<UInt8>) -> [UInt8] {
-            var hmac: HMAC<SHA256>
+            let hmac: PrimedHMACSHA256
             switch kind {
             case .open: hmac = primedOpen
             case .click: hmac = primedClick
             case .unsubscribe: hmac = primedUnsubscribe
             case .bounce: hmac = primedBounce
             }
-            bytes.withUnsafeBytes { hmac.update(data: $0) }
-            return Array(hmac.finalize().prefix(TrackingKeys.macByteCount))
+            return Array(bytes.withUnsafeBytes { hmac.authenticationCode(over: $0) }.prefix(TrackingKeys.macByteCount))
         }
     }
 
