@@ -33,7 +33,6 @@ final class TrackingWirePath: ChannelInboundHandler {
     }
 
     private let routes: TrackingRoutes
-    private let serverName: String?
     private var mode = Mode.reading
     /// Bytes of a request head not complete yet.
     private var partial: ByteBuffer?
@@ -47,7 +46,6 @@ final class TrackingWirePath: ChannelInboundHandler {
 
     init(routes: TrackingRoutes, serverName: String?) {
         self.routes = routes
-        self.serverName = serverName
         self.responses = TrackingResponses(serverName: serverName)
     }
 
@@ -134,7 +132,6 @@ final class TrackingWirePath: ChannelInboundHandler {
         let response = responses.response(answer, connection: connection, now: Date(), allocator: context.channel.allocator)
         if connection == .close {
             mode = .closed
-            partial = nil
             let channel = context.channel
             needsFlush = false
             context.writeAndFlush(wrapOutboundOut(response)).whenComplete { _ in channel.close(promise: nil) }
