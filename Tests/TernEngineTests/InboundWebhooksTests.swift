@@ -230,13 +230,15 @@ import TernStoreSQLite
     }
 
     @Test func postsRunSideBySideUpToTheLimit() async throws {
-        let server = try await WebhookTestServer.start(answers: [.init(status: 200, body: "", delay: .milliseconds(300))])
+        // Each answer takes a second, so that the first four posts overlap even when starting
+        // them is slowed down by the rest of a parallel test run (300 ms was not always enough on CI).
+        let server = try await WebhookTestServer.start(answers: [.init(status: 200, body: "", delay: .seconds(1))])
         defer { server.stop() }
         let messages = (0..<8).map { index in
             inboundMessage("Subject: \(index)\n\nbody\n", webhookURL: "http://127.0.0.1:\(server.port)/hook")
         }
         try await Self.withService(messages) { store, _ in
-            let deadline = ContinuousClock.now + .seconds(5)
+            let deadline = ContinuousClock.now + .seconds(15)
             while try await store.inboundMessages(limit: 10).contains(where: { $0.webhook?.state != "delivered" }),
                 ContinuousClock.now < deadline
             {
