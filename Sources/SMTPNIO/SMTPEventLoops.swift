@@ -5,9 +5,9 @@ public import NIOPosix
 /// delivery's client connections, so that neither kind of channel waits behind the other
 /// on one thread.
 ///
-/// Measured on 2 cores, one loop each against both kinds sharing two loops: 14% less CPU
-/// per relayed message and 4–15% more messages per second end to end (alternating runs of
-/// 20,000 5 KB messages, smtp-source → Tern → smtp-sink). Likely reasons, not measured one
+/// Measured on 2 cores, one loop each against both kinds sharing two loops, in six
+/// alternating pairs of runs (20,000 5 KB messages, smtp-source → Tern → smtp-sink): 7–18%
+/// less CPU per relayed message (13% on average) and 1–15% more messages per second end to end. Likely reasons, not measured one
 /// by one: a session's replies no longer wait behind delivery's work on the same thread,
 /// and a group commit's completions wake one loop rather than each loop.
 ///
