@@ -4,10 +4,19 @@
 /// - SeeAlso: RFC 8259 §7 (strings)
 enum DetailsJSON {
     static func encode(_ details: [String: String]) -> String {
+        var output: [UInt8] = []
+        encode(details, into: &output)
+        return String(decoding: output, as: UTF8.self)
+    }
+
+    /// Replaces `output`'s contents with the JSON object, keeping its capacity: the store's
+    /// writer encodes a whole batch of events through one buffer.
+    static func encode(_ details: [String: String], into output: inout [UInt8]) {
         // The pairs sorted once, rather than the keys sorted and each looked up again.
         let pairs = details.sorted { $0.key < $1.key }
-        var output: [UInt8] = [UInt8(ascii: "{")]
+        output.removeAll(keepingCapacity: true)
         output.reserveCapacity(pairs.reduce(2) { $0 + $1.key.utf8.count + $1.value.utf8.count + 6 })
+        output.append(UInt8(ascii: "{"))
         for (index, pair) in pairs.enumerated() {
             if index > 0 { output.append(UInt8(ascii: ",")) }
             append(pair.key, to: &output)
@@ -15,7 +24,6 @@ enum DetailsJSON {
             append(pair.value, to: &output)
         }
         output.append(UInt8(ascii: "}"))
-        return String(decoding: output, as: UTF8.self)
     }
 
     private static let hex = Array("0123456789abcdef".utf8)

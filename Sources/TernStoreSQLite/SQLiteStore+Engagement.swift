@@ -10,16 +10,13 @@ extension SQLiteStore {
         }
     }
 
+    /// Events per INSERT statement: what it costs to start and finish a statement is paid once
+    /// for that many rows.
+    static let engagementRowsPerInsert = 64
+
     public func recordEngagement(_ events: [EngagementEvent]) async throws {
         guard !events.isEmpty else { return }
         try await writer.write { db in
-            // Only for recipients of that message that exist: a token is verified, but its
-            // message may have been deleted since.
-            let insert = try db.cachedStatement(
-                sql: """
-                    INSERT OR IGNORE INTO events (type, message_id, recipient_id, at, details)
-                    SELECT ?, r.message_id, r.id, ?, ? FROM recipients r WHERE r.id = ? AND r.message_id = ?
-                    """)
             let suppress = try db.cachedStatement(
                 sql: """
                     INSERT INTO suppressions (address, domain, reason, created_at)
@@ -27,17 +24,52 @@ extension SQLiteStore {
                     FROM recipients r JOIN messages m ON m.id = r.message_id WHERE r.id = ? AND r.message_id = ?
                     ON CONFLICT (address, domain) DO NOTHING
                     """)
-            for event in events {
-                let details = event.details.isEmpty ? nil : DetailsJSON.encode(event.details)
-                let at = event.at.millisecondsSince1970
-                try insert.execute(arguments: [
-                    event.type.rawValue, at, details, event.recipientID.rawValue, event.messageID.rawValue,
-                ])
-                if event.type == .unsubscribe {
-                    try suppress.execute(arguments: [at, event.recipientID.rawValue, event.messageID.rawValue])
+            // Bound through SQLite's C interface: a batch is every open and click of the last
+            // flush interval, and GRDB's arguments cost more per row than the insert does.
+            let rowsPerInsert = Self.engagementRowsPerInsert
+            let fullInsert = events.count >= rowsPerInsert ? try Self.engagementInsert(rows: rowsPerInsert, db) : nil
+            var details: [UInt8] = []
+            var start = events.startIndex
+            while start < events.endIndex {
+                let chunk = events[start..<min(start + rowsPerInsert, events.endIndex)]
+                start = chunk.endIndex
+                let partial = chunk.count == rowsPerInsert ? nil : try Self.engagementInsert(rows: chunk.count, db)
+                guard let insert = partial ?? fullInsert else { continue }
+                for (offset, event) in chunk.enumerated() {
+                    let first = Int32(offset * 5 + 1)
+                    try insert.bind(first, event.type.rawValue)
+                    try insert.bind(first + 1, event.at.millisecondsSince1970)
+                    if event.details.isEmpty {
+                        try insert.bindNull(first + 2)
+                    } else {
+                        DetailsJSON.encode(event.details, into: &details)
+                        try details.withUnsafeBufferPointer { try insert.bind(first + 2, utf8: $0) }
+                    }
+                    try insert.bind(first + 3, event.recipientID.rawValue)
+                    try insert.bind(first + 4, event.messageID.rawValue)
+                }
+                try insert.run()
+                for event in chunk where event.type == .unsubscribe {
+                    try suppress.execute(arguments: [
+                        event.at.millisecondsSince1970, event.recipientID.rawValue, event.messageID.rawValue,
+                    ])
                 }
             }
         }
+    }
+
+    /// Inserts `rows` events given as (type, at, details, recipient id, message id), in that
+    /// order, each only when that recipient of that message exists: a token is verified, but
+    /// its message may have been deleted since. A repeated unsubscribe is ignored.
+    private static func engagementInsert(rows: Int, _ db: Database) throws -> RawStatement {
+        let values = repeatElement("(?, ?, ?, ?, ?)", count: rows).joined(separator: ", ")
+        return try RawStatement(
+            db,
+            sql: """
+                INSERT OR IGNORE INTO events (type, message_id, recipient_id, at, details)
+                SELECT v.column1, r.message_id, r.id, v.column2, v.column3
+                FROM (VALUES \(values)) AS v JOIN recipients r ON r.id = v.column4 AND r.message_id = v.column5
+                """)
     }
 
     public func recipientSummary(_ id: RecipientID) async throws -> RecipientSummary? {

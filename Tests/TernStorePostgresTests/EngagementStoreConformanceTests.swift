@@ -89,4 +89,42 @@ import TernCore
             #expect(try await store.timeline(of: .random()).isEmpty)
         }
     }
+    /// More events than one statement takes (the SQLite store inserts them 64 at a time):
+    /// every one stored in the order given, those of unknown recipients dropped wherever they
+    /// are, a repeated unsubscribe stored once.
+    @Test(arguments: StoreFactory.all)
+    func aLargeBatchIsStoredInOrder(_ factory: StoreFactory) async throws {
+        try await factory.withStore { store in
+            let message = trackedMessage()
+            try await store.commit([message, sampleMessage()])
+            let (first, second) = (message.recipients[0].id, message.recipients[1].id)
+            var batch: [EngagementEvent] = []
+            var expected: [String] = []
+            for n in 0..<150 {
+                let recipient = n.isMultiple(of: 2) ? first : second
+                switch n {
+                case 10, 64, 127, 128:
+                    batch.append(EngagementEvent(type: .open, messageID: .random(), recipientID: recipient, at: t0, details: ["n": "\(n)"]))
+                case 70, 140:
+                    batch.append(EngagementEvent(type: .unsubscribe, messageID: message.id, recipientID: second, at: t0, details: ["n": "\(n)"]))
+                    if n == 70 { expected.append("unsubscribe \(n)") }
+                case 99:
+                    batch.append(EngagementEvent(type: .open, messageID: message.id, recipientID: recipient, at: t0))
+                    expected.append("open -")
+                default:
+                    let type: EventType = n.isMultiple(of: 3) ? .click : .open
+                    batch.append(EngagementEvent(
+                        type: type, messageID: message.id, recipientID: recipient, at: t0,
+                        details: ["n": "\(n)", "user_agent": "A \"quoted\" agent\\\(n)"]))
+                    expected.append("\(type.rawValue) \(n)")
+                }
+            }
+            try await store.recordEngagement(batch)
+            let timeline = try await store.timeline(of: message.id).filter { $0.type != .outbound }
+            #expect(timeline.map { "\($0.type.rawValue) \($0.details["n"] ?? "-")" } == expected)
+            #expect(timeline.first { $0.details["n"] == "5" }?.details["user_agent"] == "A \"quoted\" agent\\5")
+            #expect(try await store.counters(in: .allTime).unsubscribes == 1)
+            #expect(try await store.suppressions().count == 1)
+        }
+    }
 }

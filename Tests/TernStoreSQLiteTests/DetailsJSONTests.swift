@@ -25,4 +25,14 @@ import Testing
     @Test func keysAreSorted() {
         #expect(DetailsJSON.encode(["b": "2", "a": "1", "machine": "false"]) == #"{"a":"1","b":"2","machine":"false"}"#)
     }
+    /// The writer encodes a whole batch through one buffer: what a longer object left in it
+    /// must not show in the next one.
+    @Test func aReusedBufferHoldsOnlyTheLatestObject() {
+        var buffer: [UInt8] = []
+        DetailsJSON.encode(["url": "https://shop.example/a-long-path?with=query", "machine": "false"], into: &buffer)
+        DetailsJSON.encode(["n": "1"], into: &buffer)
+        #expect(String(decoding: buffer, as: UTF8.self) == #"{"n":"1"}"#)
+        DetailsJSON.encode([:], into: &buffer)
+        #expect(String(decoding: buffer, as: UTF8.self) == "{}")
+    }
 }
