@@ -157,6 +157,16 @@ private let cases: [TrackingEngagementCase] = [
         #expect(EngagementClassifier(rules: reversed).classify(request).reason == "second")
     }
 
+    @Test(arguments: [
+        ("head", "HEAD", true), ("HEAD", "head", true), ("Get", "gEt", true),
+        ("GET", "GE", false), ("GET", "GETS", false), ("GET", "", false), ("HEAD", "POST", false),
+    ])
+    func methodsMatchWholeAndInAnyCase(_ ruleMethod: String, _ requestMethod: String, _ matches: Bool) {
+        let classifier = EngagementClassifier(rules: EngagementRules(rules: [EngagementRule(reason: "prefetch", methods: [ruleMethod])]))
+        let verdict = classifier.classify(EngagementRequest(kind: .open, method: requestMethod, userAgent: chrome))
+        #expect(verdict.reason == (matches ? "prefetch" : "human"))
+    }
+
     @Test func allConditionsMustHold() {
         let rule = EngagementRule(
             reason: "office_scanner", kinds: [.click], methods: ["GET"], userAgentContains: ["Chrome"],

@@ -81,24 +81,31 @@ private struct UserAgentText {
     }
 }
 
+/// Whether `text`, ASCII-lowercased, is `folded`: without building the lowercased copy.
+private func equalsFolded(_ text: String.UTF8View, _ folded: [UInt8]) -> Bool {
+    text.count == folded.count && zip(text, folded).allSatisfy { asciiLowercased($0) == $1 }
+}
+
 private func asciiLowercased(_ byte: UInt8) -> UInt8 {
     (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) ? byte | 0x20 : byte
 }
 
-private struct CompiledRule: Sendable {
-    var reason: String
-    var machine: Bool
-    var kinds: Set<EngagementKind>?
-    var methods: [[UInt8]]?
-    var userAgentContains: [[UInt8]]?
-    var userAgentEmpty: Bool?
-    var addresses: AddressSet?
-    var maxSecondsSinceDelivery: Double?
+/// A class, not a struct: `classify` walks the rules for every open and click, and copying a
+/// struct of this many references out of the array costs a retain and a release of each.
+private final class CompiledRule: Sendable {
+    let reason: String
+    let machine: Bool
+    let kinds: [EngagementKind]?  // a list: two kinds at most, and no hashing per request
+    let methods: [[UInt8]]?
+    let userAgentContains: [[UInt8]]?
+    let userAgentEmpty: Bool?
+    let addresses: AddressSet?
+    let maxSecondsSinceDelivery: Double?
 
     init(_ rule: EngagementRule) {
         reason = rule.reason
         machine = rule.machine
-        kinds = rule.kinds.map(Set.init)
+        kinds = rule.kinds
         methods = rule.methods?.map { $0.utf8.map(asciiLowercased) }
         userAgentContains = rule.userAgentContains?.map { $0.utf8.map(asciiLowercased) }.filter { !$0.isEmpty }
         userAgentEmpty = rule.userAgentEmpty
@@ -109,8 +116,7 @@ private struct CompiledRule: Sendable {
     func matches(_ request: EngagementRequest, userAgent: inout UserAgentText) -> Bool {
         if let kinds, !kinds.contains(request.kind) { return false }
         if let methods {
-            let method = request.method.utf8.map(asciiLowercased)
-            guard methods.contains(method) else { return false }
+            guard methods.contains(where: { equalsFolded(request.method.utf8, $0) }) else { return false }
         }
         if let userAgentEmpty, userAgent.isEmpty != userAgentEmpty { return false }
         if let addresses {
