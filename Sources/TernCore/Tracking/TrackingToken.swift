@@ -66,13 +66,15 @@ public struct TrackingKeys: Sendable {
     static let macByteCount = 12
     static let label = Array("tern-token-v1".utf8)
 
-    struct Signer: Sendable {
-        var keyID: UInt8
+    /// A class, not a struct: every token verified walks the signers, and copying a struct of
+    /// four keys and four primed HMACs out of the array costs a retain and a release of each.
+    final class Signer: Sendable {
+        let keyID: UInt8
         /// One HMAC key per kind.
-        var openKey, clickKey, unsubscribeKey, bounceKey: SymmetricKey
+        let openKey, clickKey, unsubscribeKey, bounceKey: SymmetricKey
         /// Per kind, an HMAC that has taken its key and the label and kind byte already:
         /// each token then costs only its own bytes (the hot path of the tracking endpoints).
-        var primedOpen, primedClick, primedUnsubscribe, primedBounce: PrimedHMACSHA256
+        let primedOpen, primedClick, primedUnsubscribe, primedBounce: PrimedHMACSHA256
 
         init(secret: [UInt8]) {
             let material = SymmetricKey(data: secret)
@@ -107,6 +109,20 @@ public struct TrackingKeys: Sendable {
         }
 
         func mac(kind: TrackingTokenKind, over bytes: ArraySlice<UInt8>) -> [UInt8] {
+            Array(code(kind: kind, over: bytes).prefix(TrackingKeys.macByteCount))
+        }
+
+        /// Whether `mac` is the (truncated) MAC of `bytes`, compared in constant time.
+        func verifies(kind: TrackingTokenKind, over bytes: ArraySlice<UInt8>, mac: ArraySlice<UInt8>) -> Bool {
+            guard mac.count == TrackingKeys.macByteCount else { return false }
+            return code(kind: kind, over: bytes).withUnsafeBytes { code in
+                var difference: UInt8 = 0
+                for (index, byte) in zip(mac.indices, code) { difference |= mac[index] ^ byte }
+                return difference == 0
+            }
+        }
+
+        private func code(kind: TrackingTokenKind, over bytes: ArraySlice<UInt8>) -> SHA256.Digest {
             let hmac: PrimedHMACSHA256
             switch kind {
             case .open: hmac = primedOpen
@@ -114,7 +130,7 @@ public struct TrackingKeys: Sendable {
             case .unsubscribe: hmac = primedUnsubscribe
             case .bounce: hmac = primedBounce
             }
-            return Array(bytes.withUnsafeBytes { hmac.authenticationCode(over: $0) }.prefix(TrackingKeys.macByteCount))
+            return bytes.withUnsafeBytes { hmac.authenticationCode(over: $0) }
         }
     }
 
@@ -201,15 +217,10 @@ public struct TrackingKeys: Sendable {
         guard reader.isAtEnd else { return nil }
 
         let signed = bytes[..<macStart]
-        let mac = Array(bytes[macStart...])
-        var verified = false
-        for signer in signers where signer.keyID == bytes[1] {
-            if constantTimeEquals(signer.mac(kind: kind, over: signed), mac) {
-                verified = true
-                break
-            }
+        let mac = bytes[macStart...]
+        guard signers.contains(where: { $0.keyID == bytes[1] && $0.verifies(kind: kind, over: signed, mac: mac) }) else {
+            return nil
         }
-        guard verified else { return nil }
         let messageID = Int64(bitPattern: message)
         return TrackingToken(
             kind: kind, messageID: MessageID(rawValue: messageID),

@@ -10,7 +10,7 @@ public import TernCore
 /// verification is used, so there is no open redirect: a bad token is a 404. Opens and
 /// clicks answer without waiting for the store (the events are written in batches); a
 /// click reads its message's links from memory, or once from the store.
-public struct TrackingRoutes: Sendable {
+public final class TrackingRoutes: Sendable {
     public let keys: TrackingKeys
     public let classifier: EngagementClassifier
     public let recorder: EngagementRecorder
@@ -32,11 +32,11 @@ public struct TrackingRoutes: Sendable {
 
     public func add(to router: Router<TernRequestContext>) {
         for method in [HTTPRequest.Method.get, .head] {
-            router.on("/o/:token", method: method) { request, context in try open(request, context) }
-            router.on("/c/:token", method: method) { request, context in try await click(request, context) }
+            router.on("/o/:token", method: method) { request, context in try self.open(request, context) }
+            router.on("/c/:token", method: method) { request, context in try await self.click(request, context) }
         }
-        router.get("/u/:token") { request, context in try await unsubscribePage(request, context) }
-        router.post("/u/:token") { request, context in try await unsubscribe(request, context) }
+        router.get("/u/:token") { request, context in try await self.unsubscribePage(request, context) }
+        router.post("/u/:token") { request, context in try await self.unsubscribe(request, context) }
     }
 
     // MARK: Endpoints
