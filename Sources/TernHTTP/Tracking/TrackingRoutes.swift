@@ -129,7 +129,8 @@ public final class TrackingRoutes: Sendable {
         let verdict = classifier.classify(EngagementRequest(
             kind: kind, method: method.rawValue, userAgent: userAgent, clientIP: ip.flatMap(IPAddress.init),
             secondsSinceDelivery: secondsSinceAcceptance(of: token.messageID, at: at)))
-        var details: [String: String] = [:]
+        // Room for every key below at once: growing from empty would reallocate and rehash twice.
+        var details = [String: String](minimumCapacity: 7)
         if let target {
             details["url"] = target
             details["link"] = String(token.linkIndex)
