@@ -264,6 +264,11 @@ extension TrackingFastPath {
         case close
         /// `keep-alive`, for an HTTP/1.0 request that asked to keep it (RFC 9112 §C.2.2).
         case keepAlive
+
+        /// The header of a response to a request that `closes` the connection, or is HTTP/1.0.
+        init(closes: Bool, http10: Bool) {
+            self = closes ? .close : http10 ? .keepAlive : .none
+        }
     }
 
     /// What is answered here, once the request has been read.
@@ -299,7 +304,7 @@ extension TrackingFastPath {
 
         mutating func answering(_ answer: Answer, closes: Bool, http10: Bool) {
             precondition(intercepts, "answering a request in \(self)")
-            reading = .answering(answer, closes ? .close : http10 ? .keepAlive : .none)
+            reading = .answering(answer, ConnectionHeader(closes: closes, http10: http10))
         }
 
         mutating func forwarding(closes: Bool) {

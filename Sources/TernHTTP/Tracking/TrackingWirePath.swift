@@ -81,8 +81,7 @@ final class TrackingWirePath: ChannelInboundHandler {
                 return
             }
             input.moveReaderIndex(forwardBy: head.length)
-            let connection: TrackingFastPath.ConnectionHeader =
-                head.closes ? .close : (head.http10 ? .keepAlive : .none)
+            let connection = TrackingFastPath.ConnectionHeader(closes: head.closes, http10: head.http10)
             write(answer, connection: connection, context: context)
             if connection == .close { return }
         }
