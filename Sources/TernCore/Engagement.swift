@@ -7,16 +7,69 @@ public struct EngagementEvent: Sendable, Equatable {
     public var messageID: MessageID
     public var recipientID: RecipientID
     public var at: Date
-    /// What the event says: `machine` ("true"/"false") and `reason` for opens and clicks,
-    /// `url` and `link` for clicks, `method` for unsubscribes, the client's `ip` and `user_agent`.
-    public var details: [String: String]
+    public var details: EngagementDetails
 
-    public init(type: EventType, messageID: MessageID, recipientID: RecipientID, at: Date, details: [String: String] = [:]) {
+    public init(type: EventType, messageID: MessageID, recipientID: RecipientID, at: Date, details: EngagementDetails = EngagementDetails()) {
         self.type = type
         self.messageID = messageID
         self.recipientID = recipientID
         self.at = at
         self.details = details
+    }
+}
+
+/// What an open, click or unsubscribe says. Stored as a JSON object of strings under the
+/// keys in `forEachField`, as every event's details are, so timelines and stats read them
+/// alike.
+///
+/// Fields rather than a dictionary: the tracking endpoints record one of these per request,
+/// and the store's writer encodes thousands per batch. A dictionary cost an allocation and
+/// a hash per key on the event loop, and sorting and freeing on the writer.
+public struct EngagementDetails: Sendable, Equatable {
+    /// Opens and clicks: whether a machine made the request, and why it was judged so.
+    public var machine: Bool?
+    public var reason: String?
+    /// Clicks: the link's original target and its index among the message's links.
+    public var url: String?
+    public var link: Int?
+    /// `HEAD` for an open or click fetched with HEAD; `one-click` or `page` for an unsubscribe.
+    public var method: String?
+    /// The client's address and user agent.
+    public var ip: String?
+    public var userAgent: String?
+
+    public init(
+        machine: Bool? = nil, reason: String? = nil, url: String? = nil, link: Int? = nil, method: String? = nil, ip: String? = nil,
+        userAgent: String? = nil
+    ) {
+        self.machine = machine
+        self.reason = reason
+        self.url = url
+        self.link = link
+        self.method = method
+        self.ip = ip
+        self.userAgent = userAgent
+    }
+
+    public var isEmpty: Bool { self == EngagementDetails() }
+
+    /// Calls `body` with each field that is set, as its stored key and text, in the order of
+    /// the keys (so an encoder that writes them as they come writes sorted keys).
+    public func forEachField(_ body: (StaticString, String) throws -> Void) rethrows {
+        if let ip { try body("ip", ip) }
+        if let link { try body("link", String(link)) }
+        if let machine { try body("machine", machine ? "true" : "false") }
+        if let method { try body("method", method) }
+        if let reason { try body("reason", reason) }
+        if let url { try body("url", url) }
+        if let userAgent { try body("user_agent", userAgent) }
+    }
+
+    /// The fields that are set, by their stored keys.
+    public var dictionary: [String: String] {
+        var dictionary: [String: String] = [:]
+        forEachField { key, value in dictionary[key.description] = value }
+        return dictionary
     }
 }
 

@@ -23,8 +23,13 @@ extension PostgresStore {
         try await transaction { connection in
             for event in events {
                 let at = event.at.millisecondsSince1970
-                let keys = event.details.isEmpty ? nil : Array(event.details.keys)
-                let values = keys.map { $0.map { event.details[$0] ?? "" } }
+                var fields: (keys: [String], values: [String]) = ([], [])
+                event.details.forEachField { key, value in
+                    fields.keys.append(key.description)
+                    fields.values.append(value)
+                }
+                // No fields: NULL details, as for the events of other kinds.
+                let (keys, values) = fields.keys.isEmpty ? (nil, nil) : (fields.keys, fields.values)
                 try await connection.query(
                     """
                     INSERT INTO events (type, message_id, recipient_id, at, details)

@@ -1,3 +1,5 @@
+import TernCore
+
 /// Event details as a JSON object with sorted keys, written by hand: the details of every
 /// event are encoded on the store's writer, and Foundation's encoder costs more than the
 /// insert itself.
@@ -22,6 +24,23 @@ enum DetailsJSON {
             append(pair.key, to: &output)
             output.append(UInt8(ascii: ":"))
             append(pair.value, to: &output)
+        }
+        output.append(UInt8(ascii: "}"))
+    }
+
+    /// Replaces `output`'s contents with the JSON object of an engagement event's details,
+    /// keeping its capacity. The fields come in key order, so the keys are sorted as in
+    /// `encode(_:)`'s objects without sorting.
+    static func encode(_ details: EngagementDetails, into output: inout [UInt8]) {
+        output.removeAll(keepingCapacity: true)
+        output.append(UInt8(ascii: "{"))
+        details.forEachField { key, value in
+            if output.count > 1 { output.append(UInt8(ascii: ",")) }
+            output.append(UInt8(ascii: "\""))
+            key.withUTF8Buffer { output.append(contentsOf: $0) }
+            output.append(UInt8(ascii: "\""))
+            output.append(UInt8(ascii: ":"))
+            append(value, to: &output)
         }
         output.append(UInt8(ascii: "}"))
     }

@@ -111,9 +111,9 @@ import Testing
         let events = await fixture.recorded()
         #expect(events.count == 1)
         #expect(events.first?.type == .open && events.first?.recipientID == fixture.recipient)
-        #expect(events.first?.details["reason"] == "human")
-        #expect(events.first?.details["ip"] == "192.0.2.7")
-        #expect(events.first?.details["user_agent"] == Self.firefox)
+        #expect(events.first?.details.reason == "human")
+        #expect(events.first?.details.ip == "192.0.2.7")
+        #expect(events.first?.details.userAgent == Self.firefox)
     }
 
     @Test func headHasTheHeadersButNoBody() async throws {
@@ -123,8 +123,8 @@ import Testing
         #expect(response.head.status == .ok && response.head.headers["Content-Length"] == ["43"])
         #expect(response.body.isEmpty && response.ended)
         let events = await fixture.recorded()
-        #expect(events.map { $0.details["method"] } == ["HEAD"])
-        #expect(events.first?.details["reason"] == "scanner_head")
+        #expect(events.map { $0.details.method } == ["HEAD"])
+        #expect(events.first?.details.reason == "scanner_head")
     }
 
     @Test(arguments: ["/o/AAAA", "/c/AAAA", "/o/", "CLICK_AS_OPEN"])
@@ -158,7 +158,7 @@ import Testing
         #expect(response.body.isEmpty && response.ended)
         let events = await fixture.recorded()
         #expect(events.map(\.type) == [.click])
-        #expect(events.first?.details["url"] == "https://shop.example/b?q=a b" && events.first?.details["link"] == "1")
+        #expect(events.first?.details.url == "https://shop.example/b?q=a b" && events.first?.details.link == 1)
 
         // A link index the message does not have.
         try fixture.send(.GET, "/c/\(fixture.token(.click, link: 2))")

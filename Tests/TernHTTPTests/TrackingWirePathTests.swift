@@ -103,10 +103,10 @@ import Testing
         #expect(try Self.handedOn(channel).isEmpty)
         let events = await fixture.recorded()
         #expect(events.map(\.type) == [.open, .open, .open])
-        #expect(events.map { $0.details["method"] } == [nil, "HEAD", nil])
-        #expect(events.first?.details["user_agent"] == TrackingFastPathTests.firefox)
-        #expect(events.first?.details["ip"] == "192.0.2.7")
-        #expect(events.first?.details["reason"] == "human")
+        #expect(events.map { $0.details.method } == [nil, "HEAD", nil])
+        #expect(events.first?.details.userAgent == TrackingFastPathTests.firefox)
+        #expect(events.first?.details.ip == "192.0.2.7")
+        #expect(events.first?.details.reason == "human")
     }
 
     @Test func aHeadInPiecesIsAnsweredOnceWhole() async throws {
@@ -141,7 +141,7 @@ import Testing
         let response = try TrackingFastPathTests.readAll(channel)
         #expect(response.hasPrefix("HTTP/1.1 302 Found\r\nLocation: https://example.com/a%20b\r\nCache-Control: no-store\r\nContent-Length: 0\r\nDate: "))
         #expect(response.hasSuffix("\r\nServer: Tern\r\n\r\n"))
-        #expect(await fixture.recorded().first?.details["url"] == "https://example.com/a b")
+        #expect(await fixture.recorded().first?.details.url == "https://example.com/a b")
     }
 
     @Test func aClickOnALinkNotHeldIsHandedOn() async throws {

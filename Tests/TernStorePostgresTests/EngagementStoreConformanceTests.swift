@@ -32,7 +32,7 @@ import TernCore
             func event(_ type: EventType, _ recipient: RecipientID, machine: Bool, at offset: TimeInterval) -> EngagementEvent {
                 EngagementEvent(
                     type: type, messageID: message.id, recipientID: recipient, at: t0.addingTimeInterval(offset),
-                    details: ["machine": machine ? "true" : "false", "reason": machine ? "apple_mpp" : "human"])
+                    details: EngagementDetails(machine: machine, reason: machine ? "apple_mpp" : "human"))
             }
             try await store.recordEngagement([
                 event(.open, first, machine: true, at: 1), event(.open, first, machine: false, at: 2),
@@ -56,7 +56,7 @@ import TernCore
             try await store.commit([message])
             let recipient = message.recipients[1]
             let unsubscribe = EngagementEvent(
-                type: .unsubscribe, messageID: message.id, recipientID: recipient.id, at: t0, details: ["method": "one-click"])
+                type: .unsubscribe, messageID: message.id, recipientID: recipient.id, at: t0, details: EngagementDetails(method: "one-click"))
             try await store.recordEngagement([unsubscribe])
             try await store.recordEngagement([unsubscribe, unsubscribe])
             #expect(try await store.counters(in: .allTime).unsubscribes == 1)
@@ -79,7 +79,7 @@ import TernCore
                 RecipientOutcome(recipientID: recipient, messageID: message.id, kind: .sent, at: t0.addingTimeInterval(1), details: ["remote_host": "mx.example.net"])
             ])
             try await store.recordEngagement([
-                EngagementEvent(type: .click, messageID: message.id, recipientID: recipient, at: t0.addingTimeInterval(9), details: ["link": "1"]),
+                EngagementEvent(type: .click, messageID: message.id, recipientID: recipient, at: t0.addingTimeInterval(9), details: EngagementDetails(link: 1)),
                 EngagementEvent(type: .open, messageID: message.id, recipientID: recipient, at: t0.addingTimeInterval(5)),
             ])
             let timeline = try await store.timeline(of: message.id)
@@ -104,9 +104,9 @@ import TernCore
                 let recipient = n.isMultiple(of: 2) ? first : second
                 switch n {
                 case 10, 64, 127, 128:
-                    batch.append(EngagementEvent(type: .open, messageID: .random(), recipientID: recipient, at: t0, details: ["n": "\(n)"]))
+                    batch.append(EngagementEvent(type: .open, messageID: .random(), recipientID: recipient, at: t0, details: EngagementDetails(link: n)))
                 case 70, 140:
-                    batch.append(EngagementEvent(type: .unsubscribe, messageID: message.id, recipientID: second, at: t0, details: ["n": "\(n)"]))
+                    batch.append(EngagementEvent(type: .unsubscribe, messageID: message.id, recipientID: second, at: t0, details: EngagementDetails(link: n)))
                     if n == 70 { expected.append("unsubscribe \(n)") }
                 case 99:
                     batch.append(EngagementEvent(type: .open, messageID: message.id, recipientID: recipient, at: t0))
@@ -115,14 +115,14 @@ import TernCore
                     let type: EventType = n.isMultiple(of: 3) ? .click : .open
                     batch.append(EngagementEvent(
                         type: type, messageID: message.id, recipientID: recipient, at: t0,
-                        details: ["n": "\(n)", "user_agent": "A \"quoted\" agent\\\(n)"]))
+                        details: EngagementDetails(link: n, userAgent: "A \"quoted\" agent\\\(n)")))
                     expected.append("\(type.rawValue) \(n)")
                 }
             }
             try await store.recordEngagement(batch)
             let timeline = try await store.timeline(of: message.id).filter { $0.type != .outbound }
-            #expect(timeline.map { "\($0.type.rawValue) \($0.details["n"] ?? "-")" } == expected)
-            #expect(timeline.first { $0.details["n"] == "5" }?.details["user_agent"] == "A \"quoted\" agent\\5")
+            #expect(timeline.map { "\($0.type.rawValue) \($0.details["link"] ?? "-")" } == expected)
+            #expect(timeline.first { $0.details["link"] == "5" }?.details["user_agent"] == "A \"quoted\" agent\\5")
             #expect(try await store.counters(in: .allTime).unsubscribes == 1)
             #expect(try await store.suppressions().count == 1)
         }

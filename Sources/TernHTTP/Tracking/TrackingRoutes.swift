@@ -86,9 +86,9 @@ public final class TrackingRoutes: Sendable {
         let body = try await request.body.collect(upTo: Self.maxFormSize)
         let oneClick = String(buffer: body).contains("List-Unsubscribe=One-Click")
         let userAgent = request.headers[.userAgent]
-        var details = ["method": oneClick ? "one-click" : "page"]
-        if let ip = context.remoteAddress?.ipAddress { details["ip"] = ip }
-        if let userAgent { details["user_agent"] = String(userAgent.prefix(Self.maxUserAgentLength)) }
+        let details = EngagementDetails(
+            method: oneClick ? "one-click" : "page", ip: context.remoteAddress?.ipAddress,
+            userAgent: userAgent.map { String($0.prefix(Self.maxUserAgentLength)) })
         recorder.record(EngagementEvent(type: .unsubscribe, messageID: token.messageID, recipientID: token.recipientID, at: now(), details: details))
         return Self.page(title: "Unsubscribed", body: "<p>You are unsubscribed. You will not get this mail again.</p>")
     }
@@ -129,17 +129,9 @@ public final class TrackingRoutes: Sendable {
         let verdict = classifier.classify(EngagementRequest(
             kind: kind, method: method.rawValue, userAgent: userAgent, clientIP: ip.flatMap(IPAddress.init),
             secondsSinceDelivery: secondsSinceAcceptance(of: token.messageID, at: at)))
-        // Room for every key below at once: growing from empty would reallocate and rehash twice.
-        var details = [String: String](minimumCapacity: 7)
-        if let target {
-            details["url"] = target
-            details["link"] = String(token.linkIndex)
-        }
-        details["machine"] = verdict.machine ? "true" : "false"
-        details["reason"] = verdict.reason
-        if let ip { details["ip"] = ip }
-        if let userAgent { details["user_agent"] = userAgent }
-        if method == .head { details["method"] = "HEAD" }
+        let details = EngagementDetails(
+            machine: verdict.machine, reason: verdict.reason, url: target, link: target == nil ? nil : token.linkIndex,
+            method: method == .head ? "HEAD" : nil, ip: ip, userAgent: userAgent)
         let type: EventType = kind == .open ? .open : .click
         return EngagementEvent(type: type, messageID: token.messageID, recipientID: token.recipientID, at: at, details: details)
     }
