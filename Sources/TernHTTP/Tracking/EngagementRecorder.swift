@@ -11,8 +11,8 @@ public final class EngagementRecorder: Service, Sendable {
     public struct Configuration: Sendable {
         /// How often gathered events are written.
         public var flushInterval: Duration
-        /// Events kept while the store cannot take them; beyond this, the oldest are dropped
-        /// (and the drop logged) rather than memory growing without bound.
+        /// Events kept while the store cannot take them; beyond this, new events are dropped
+        /// (counted, and logged at the next flush) rather than memory growing without bound.
         public var maxPending: Int
 
         public static let defaultFlushInterval: Duration = .milliseconds(100)
@@ -24,10 +24,25 @@ public final class EngagementRecorder: Service, Sendable {
         }
     }
 
+    /// What one flush did.
+    public struct FlushResult: Sendable, Equatable {
+        /// Events written.
+        public var stored: Int
+        /// Events kept for the next flush because the store failed.
+        public var kept: Int
+        /// Events dropped since the last flush because `maxPending` were waiting.
+        public var dropped: Int
+    }
+
+    private struct Pending {
+        var events: [EngagementEvent] = []
+        var dropped = 0
+    }
+
     private let store: any EngagementStore
     private let configuration: Configuration
     private let logger: Logger
-    private let pending = Mutex<[EngagementEvent]>([])
+    private let pending = Mutex(Pending())
 
     public init(store: any EngagementStore, configuration: Configuration = Configuration(), logger: Logger) {
         self.store = store
@@ -35,17 +50,16 @@ public final class EngagementRecorder: Service, Sendable {
         self.logger = logger
     }
 
-    /// Takes an event for the next batch; never waits.
+    /// Takes an event for the next batch; never waits. When `maxPending` events are waiting
+    /// already, the event is dropped: in constant time, and logged once per flush, not per
+    /// event, as it runs on the event loop answering the request.
     public func record(_ event: EngagementEvent) {
-        let dropped = pending.withLock { events -> Int in
-            events.append(event)
-            let excess = events.count - configuration.maxPending
-            guard excess > 0 else { return 0 }
-            events.removeFirst(excess)
-            return excess
-        }
-        if dropped > 0 {
-            logger.error("engagement events are not being stored fast enough: dropped \(dropped)")
+        pending.withLock { pending in
+            if pending.events.count < configuration.maxPending {
+                pending.events.append(event)
+            } else {
+                pending.dropped += 1
+            }
         }
     }
 
@@ -57,18 +71,32 @@ public final class EngagementRecorder: Service, Sendable {
         await flush()
     }
 
-    /// Writes what has gathered; on failure it is kept for the next round.
-    public func flush() async {
-        let batch = pending.withLock { events -> [EngagementEvent] in
-            defer { events = [] }
-            return events
+    /// Writes what has gathered; on failure it is kept for the next round (as much of it as
+    /// `maxPending` allows, the oldest first).
+    @discardableResult
+    public func flush() async -> FlushResult {
+        let (batch, dropped) = pending.withLock { pending -> ([EngagementEvent], Int) in
+            defer { pending = Pending() }
+            return (pending.events, pending.dropped)
         }
-        guard !batch.isEmpty else { return }
+        if dropped > 0 {
+            logger.error("engagement events are not being stored fast enough: dropped \(dropped) since the last write")
+        }
+        guard !batch.isEmpty else { return FlushResult(stored: 0, kept: 0, dropped: dropped) }
         do {
             try await store.recordEngagement(batch)
+            return FlushResult(stored: batch.count, kept: 0, dropped: dropped)
         } catch {
             logger.error("cannot store \(batch.count) engagement event(s), keeping them for the next try: \(error)")
-            pending.withLock { events in events.insert(contentsOf: batch, at: 0) }
+            pending.withLock { pending in
+                pending.events.insert(contentsOf: batch, at: 0)
+                let excess = pending.events.count - configuration.maxPending
+                if excess > 0 {
+                    pending.events.removeLast(excess)
+                    pending.dropped += excess
+                }
+            }
+            return FlushResult(stored: 0, kept: batch.count, dropped: dropped)
         }
     }
 }
