@@ -271,8 +271,16 @@ tern_before() {
 tern_after() {
   declare -g "T1_$1=$(tern_ticks)"
   if [ -n "$PERF_PID" ]; then stop_pid "$PERF_PID" INT; PERF_PID=""; fi
-  sleep 1.5 # the last batch (100 ms) and its transaction
-  declare -g "EV1_$1=$(events "$1")"
+  # The last batch (100 ms) and its transaction; then until the count holds still for a
+  # second (up to 15 s), so that a writer still catching up is not taken for lost events.
+  sleep 1.5
+  local count last=-1 waited=0
+  count=$(events "$1")
+  while [ "$count" != "$last" ] && [ "$waited" -lt 15 ]; do
+    last=$count; sleep 1; waited=$((waited + 1)); count=$(events "$1")
+  done
+  [ "$waited" -gt 1 ] && log "$1: events still being stored ${waited}s after the run"
+  declare -g "EV1_$1=$count"
 }
 BEFORE_RUN=tern_before AFTER_RUN=tern_after wrk_run open "$OPEN_URL"
 BEFORE_RUN=tern_before AFTER_RUN=tern_after wrk_run click "$CLICK_URL"
