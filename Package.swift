@@ -163,6 +163,12 @@ let package = Package(
             swiftSettings: strict
         ),
         .executableTarget(
+            name: "EngagementStoreBenchmark",
+            dependencies: ["TernCore", "TernStoreSQLite"],
+            path: "Benchmarks/EngagementStoreBenchmark",
+            swiftSettings: strict
+        ),
+        .executableTarget(
             name: "DKIMBenchmark",
             dependencies: [
                 "DKIM",
