@@ -28,6 +28,7 @@ extension SQLiteStore {
                     FROM recipients r JOIN messages m ON m.id = r.message_id WHERE r.id = ? AND r.message_id = ?
                     ON CONFLICT (address, domain) DO NOTHING
                     """)
+            let events = try Self.ofKnownRecipients(events, db)
             // Bound through SQLite's C interface: a batch is every open and click of the last
             // flush interval, and GRDB's arguments cost more per row than the insert does.
             let rowsPerInsert = Self.engagementRowsPerInsert
@@ -76,17 +77,41 @@ extension SQLiteStore {
         }
     }
 
+    /// The events whose recipient exists, in their order: a token is verified, but its
+    /// message may have been deleted since. Each recipient is looked up once per batch (opens
+    /// and clicks of one recipient come in runs), not once per event.
+    private static func ofKnownRecipients(_ events: [EngagementEvent], _ db: Database) throws -> [EngagementEvent] {
+        let lookup = try db.cachedStatement(sql: "SELECT 1 FROM recipients WHERE id = ? AND message_id = ?")
+        struct Recipient: Hashable {
+            var id: RecipientID
+            var message: MessageID
+        }
+        var known: [Recipient: Bool] = [:]
+        var kept: [EngagementEvent] = []
+        kept.reserveCapacity(events.count)
+        for event in events {
+            let recipient = Recipient(id: event.recipientID, message: event.messageID)
+            let exists: Bool
+            if let found = known[recipient] {
+                exists = found
+            } else {
+                exists = try Bool.fetchOne(lookup, arguments: [recipient.id.rawValue, recipient.message.rawValue]) ?? false
+                known[recipient] = exists
+            }
+            if exists { kept.append(event) }
+        }
+        return kept
+    }
+
     /// Inserts `rows` events given as (type, at, details, recipient id, message id), in that
-    /// order, each only when that recipient of that message exists: a token is verified, but
-    /// its message may have been deleted since. A repeated unsubscribe is ignored.
+    /// order, all of recipients that exist (`ofKnownRecipients`). A repeated unsubscribe is
+    /// ignored.
     private static func engagementInsert(rows: Int, _ db: Database) throws -> RawStatement {
         let values = repeatElement("(?, ?, ?, ?, ?)", count: rows).joined(separator: ", ")
         return try RawStatement(
             db,
             sql: """
-                INSERT OR IGNORE INTO events (type, message_id, recipient_id, at, details)
-                SELECT v.column1, r.message_id, r.id, v.column2, v.column3
-                FROM (VALUES \(values)) AS v JOIN recipients r ON r.id = v.column4 AND r.message_id = v.column5
+                INSERT OR IGNORE INTO events (type, at, details, recipient_id, message_id) VALUES \(values)
                 """)
     }
 
