@@ -15,6 +15,14 @@ public final class SQLiteStore: Store {
     /// valve, for when the background checkpointer falls behind.
     static let walAutocheckpointPages = 16_384
 
+    /// The writer's page cache, in KiB (SQLite's default is 2,000). Engagement events go into
+    /// two indexes at places all over them (by time, by recipient), and a page that fell out
+    /// of the cache is read again from the file at each visit. Measured with
+    /// `EngagementStoreBenchmark` (40 batches of 6,400 events over 1,000 recipients): 7.1-7.8
+    /// µs of CPU per event against 7.9-9.0 µs with the default. Only the writer: readers come
+    /// and go, and the memory is used only as pages are.
+    static let writerCacheKiB = 32_768
+
     /// The database, for the store's extensions in other files.
     var writer: DatabasePool { pool }
 
@@ -34,7 +42,10 @@ public final class SQLiteStore: Store {
         // after `prepareDatabase` has run. NORMAL does not sync the log at each commit, so a
         // 250 could be lost in a power failure or an OS crash; FULL syncs it before the
         // commit returns.
-        try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+        try pool.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+            try db.execute(sql: "PRAGMA cache_size = -\(Self.writerCacheKiB)")
+        }
         try SQLiteStore.migrator.migrate(pool)
         self.checkpointer = try WALCheckpointer(path: path)
         self.contentReader = try ContentReader(path: path)
