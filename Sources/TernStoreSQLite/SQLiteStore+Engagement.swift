@@ -78,8 +78,8 @@ extension SQLiteStore {
     }
 
     /// The events whose recipient exists, in their order: a token is verified, but its
-    /// message may have been deleted since. Each recipient is looked up once per batch (opens
-    /// and clicks of one recipient come in runs), not once per event.
+    /// message may have been deleted since. Each recipient is looked up once per batch, however
+    /// many of its events the batch holds.
     private static func ofKnownRecipients(_ events: [EngagementEvent], _ db: Database) throws -> [EngagementEvent] {
         let lookup = try db.cachedStatement(sql: "SELECT 1 FROM recipients WHERE id = ? AND message_id = ?")
         struct Recipient: Hashable {

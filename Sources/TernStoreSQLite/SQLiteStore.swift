@@ -16,8 +16,8 @@ public final class SQLiteStore: Store {
     static let walAutocheckpointPages = 16_384
 
     /// The writer's page cache, in KiB (SQLite's default is 2,000). Engagement events go into
-    /// two indexes at places all over them (by time, by recipient), and a page that fell out
-    /// of the cache is read again from the file at each visit. Measured with
+    /// the index by recipient at places all over it, and a page that fell out of the cache is
+    /// read again from the file at each visit. Measured with
     /// `EngagementStoreBenchmark` (40 batches of 6,400 events over 1,000 recipients): 7.1-7.8
     /// µs of CPU per event against 7.9-9.0 µs with the default. Only the writer: readers come
     /// and go, and the memory is used only as pages are.
