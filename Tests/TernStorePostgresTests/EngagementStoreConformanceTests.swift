@@ -89,7 +89,7 @@ import TernCore
             #expect(try await store.timeline(of: .random()).isEmpty)
         }
     }
-    /// More events than one statement takes (the SQLite store inserts them 64 at a time):
+    /// More events than one statement takes (the SQLite store inserts them 128 at a time):
     /// every one stored in the order given, those of unknown recipients dropped wherever they
     /// are, a repeated unsubscribe stored once.
     @Test(arguments: StoreFactory.all)
@@ -100,12 +100,12 @@ import TernCore
             let (first, second) = (message.recipients[0].id, message.recipients[1].id)
             var batch: [EngagementEvent] = []
             var expected: [String] = []
-            for n in 0..<150 {
+            for n in 0..<300 {
                 let recipient = n.isMultiple(of: 2) ? first : second
                 switch n {
-                case 10, 64, 127, 128:
+                case 10, 127, 128, 255, 256:
                     batch.append(EngagementEvent(type: .open, messageID: .random(), recipientID: recipient, at: t0, details: EngagementDetails(link: n)))
-                case 70, 140:
+                case 70, 280:
                     batch.append(EngagementEvent(type: .unsubscribe, messageID: message.id, recipientID: second, at: t0, details: EngagementDetails(link: n)))
                     if n == 70 { expected.append("unsubscribe \(n)") }
                 case 99:
