@@ -11,8 +11,9 @@ enum DetailsJSON {
         return String(decoding: output, as: UTF8.self)
     }
 
-    /// Replaces `output`'s contents with the JSON object, keeping its capacity: the store's
-    /// writer encodes a whole batch of events through one buffer.
+    /// Replaces `output`'s contents with the JSON object, keeping its capacity. (Engagement
+    /// events, which the writer encodes a batch at a time, go through the `EngagementDetails`
+    /// form below.)
     static func encode(_ details: [String: String], into output: inout [UInt8]) {
         // The pairs sorted once, rather than the keys sorted and each looked up again.
         let pairs = details.sorted { $0.key < $1.key }
