@@ -64,13 +64,6 @@ public struct EngagementDetails: Sendable, Equatable {
         if let url { try body("url", url) }
         if let userAgent { try body("user_agent", userAgent) }
     }
-
-    /// The fields that are set, by their stored keys.
-    public var dictionary: [String: String] {
-        var dictionary: [String: String] = [:]
-        forEachField { key, value in dictionary[key.description] = value }
-        return dictionary
-    }
 }
 
 /// One line of a message's timeline.

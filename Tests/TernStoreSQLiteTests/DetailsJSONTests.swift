@@ -68,3 +68,12 @@ import TernCore
         #expect(String(decoding: buffer, as: UTF8.self) == #"{"n":"1"}"#)
     }
 }
+
+extension EngagementDetails {
+    /// The fields that are set, by their stored keys: what the stored JSON object holds.
+    fileprivate var dictionary: [String: String] {
+        var dictionary: [String: String] = [:]
+        forEachField { key, value in dictionary[key.description] = value }
+        return dictionary
+    }
+}
