@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import socket
 import subprocess
+from pathlib import Path
 
 from conftest import ServerFactory
 from helpers import SMTPClient, assert_queued, assert_reply, free_ports, make_message
@@ -72,3 +73,32 @@ def test_bad_config_and_busy_port_exit_nonzero(make_server: ServerFactory) -> No
         p = subprocess.run([str(server.binary), "serve", "--config", str(server.config_path)],
                            capture_output=True, text=True, timeout=60, env=server.env(), stdin=subprocess.DEVNULL)
     assert p.returncode != 0, p.stderr[-2000:]
+
+
+def _event_loop_threads(pid: int) -> int:
+    """NIO's event-loop threads in the process (named `NIO-ELT-<group>-#<loop>`)."""
+    return sum(1 for task in Path(f"/proc/{pid}/task").iterdir()
+               if (task / "comm").read_text().startswith("NIO-ELT-"))
+
+
+def test_http_event_loops(make_server: ServerFactory) -> None:
+    """`http.event_loops` sets the HTTP server's own loops: three more threads at 4 than at 1."""
+    counts = {}
+    for loops in (1, 4):
+        server = make_server(f"http-loops-{loops}", start=False)
+        server.overrides = {"http": {"event_loops": loops}}
+        server.write_config()
+        server.start()
+        server.wait_http()
+        assert server.proc is not None
+        counts[loops] = _event_loop_threads(server.proc.pid)
+        assert f"{loops} event loops" in server.log_tail(200), server.log_tail()
+        server.stop()
+    assert counts[4] - counts[1] == 3, counts
+
+    server = make_server("http-loops-0", start=False)
+    server.overrides = {"http": {"event_loops": 0}}
+    server.write_config()
+    p = subprocess.run([str(server.binary), "serve", "--config", str(server.config_path)],
+                       capture_output=True, text=True, timeout=60, env=server.env(), stdin=subprocess.DEVNULL)
+    assert p.returncode != 0 and "http.event_loops" in p.stderr, p.stderr[-2000:]

@@ -168,6 +168,8 @@ struct TernConfiguration: Sendable {
     struct HTTP: Sendable {
         var listen = "127.0.0.1:8025"
         var publicURL = "http://127.0.0.1:8025"
+        /// Event loops of the HTTP server; nil: half of the cores (`HTTPEventLoops`).
+        var eventLoops: Int?
     }
 
     struct TLS: Sendable {
@@ -193,7 +195,7 @@ extension TernConfiguration {
         "smtp.limits.max_message_size", "smtp.limits.max_recipients", "smtp.limits.max_command_line",
         "smtp.limits.max_text_line", "smtp.limits.max_errors", "smtp.limits.command_timeout",
         "smtp.limits.data_timeout", "smtp.limits.max_connections", "smtp.limits.max_connections_per_ip",
-        "http.listen", "http.public_url",
+        "http.listen", "http.public_url", "http.event_loops",
         "tls.certificate", "tls.key",
         "delivery.enabled", "delivery.dns_servers", "delivery.smtp_port", "delivery.routes",
         "delivery.retry_schedule", "delivery.max_age", "delivery.initial_concurrency", "delivery.max_concurrency",
@@ -276,6 +278,7 @@ extension TernConfiguration {
         limits.maxConnectionsPerIP = try source.int("smtp.limits.max_connections_per_ip", minimum: 1)
         if let value = try source.string("http.listen") { http.listen = value }
         if let value = try source.string("http.public_url") { http.publicURL = value }
+        http.eventLoops = try source.int("http.event_loops", minimum: 1)
         tls.certificate = try source.string("tls.certificate")
         tls.key = try source.string("tls.key")
         if let value = try source.bool("delivery.enabled") { delivery.enabled = value }

@@ -71,7 +71,7 @@ struct Serve: AsyncParsableCommand {
             logger: Logger(label: "tern.intake"))
 
         // SMTP sessions (submission and MX) on loops of their own, delivery's connections (and
-        // its DNS queries) on others; HTTP stays on NIO's shared loops.
+        // its DNS queries) on others; HTTP on a third group (`HTTPEventLoops`).
         let eventLoops = SMTPEventLoops()
         let smtp = SubmissionService(
             server: SMTPServer(
@@ -111,6 +111,7 @@ struct Serve: AsyncParsableCommand {
         services.append(.init(service: tracking.routes.recorder))
         let serverName = "Tern"
         let routes = tracking.routes
+        let httpLoops = HTTPEventLoops(threads: configuration.http.eventLoops)
         let http = Application(
             router: router,
             // Opens and clicks on links held in memory are answered on the event loop, the rest by the router.
@@ -118,8 +119,9 @@ struct Serve: AsyncParsableCommand {
             configuration: ApplicationConfiguration(
                 address: .hostname(httpAddress.host, port: httpAddress.port), serverName: serverName),
             onServerRunning: { channel in
-                logger.info("http listening on \(channel.localAddress?.description ?? httpAddress.description)")
+                logger.info("http listening on \(channel.localAddress?.description ?? httpAddress.description), \(httpLoops.threadCount) event loops")
             },
+            eventLoopGroupProvider: .shared(httpLoops.group),
             logger: Logger(label: "tern.http"))
 
         // The MX: reports are read by the report service, inbound mail is posted to its route.
