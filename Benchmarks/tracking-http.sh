@@ -32,6 +32,8 @@
 #   FLOOR=1        also measure Tern's GET /healthz (a route that records nothing): the
 #                  HTTP stack's own cost, for comparison
 #   SKIP_BUILD=1   use the existing release build
+#   TERN_*         reach Tern as its configuration, e.g. TERN_HTTP_EVENT_LOOPS=2 (default:
+#                  half of the cores)
 #   TERN_SCRATCH_PATH  build in this SwiftPM scratch path instead of .build
 #                  (e.g. .build-release, not to contend with another build's lock)
 #   KEEP_WORK=1    keep the temp dir (configs, logs, wrk outputs, the store) and print it
