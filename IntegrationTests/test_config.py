@@ -92,7 +92,7 @@ def test_http_event_loops(make_server: ServerFactory) -> None:
         server.wait_http()
         assert server.proc is not None
         counts[loops] = _event_loop_threads(server.proc.pid)
-        assert f"{loops} event loops" in server.log_tail(200), server.log_tail()
+        assert f"(event loops: {loops})" in server.log_tail(200), server.log_tail()
         server.stop()
     assert counts[4] - counts[1] == 3, counts
 

@@ -119,7 +119,7 @@ struct Serve: AsyncParsableCommand {
             configuration: ApplicationConfiguration(
                 address: .hostname(httpAddress.host, port: httpAddress.port), serverName: serverName),
             onServerRunning: { channel in
-                logger.info("http listening on \(channel.localAddress?.description ?? httpAddress.description), \(httpLoops.threadCount) event loops")
+                logger.info("http listening on \(channel.localAddress?.description ?? httpAddress.description) (event loops: \(httpLoops.threadCount))")
             },
             eventLoopGroupProvider: .shared(httpLoops.group),
             logger: Logger(label: "tern.http"))
