@@ -32,10 +32,10 @@
 #   FLOOR=1        also measure Tern's GET /healthz (a route that records nothing): the
 #                  HTTP stack's own cost, for comparison
 #   SKIP_BUILD=1   use the existing release build
-#   TERN_*         reach Tern as its configuration, e.g. TERN_HTTP_EVENT_LOOPS=2 (default:
-#                  half of the cores)
 #   TERN_SCRATCH_PATH  build in this SwiftPM scratch path instead of .build
 #                  (e.g. .build-release, not to contend with another build's lock)
+#   TERN_<KEY>     other TERN_ variables reach Tern as its configuration, e.g.
+#                  TERN_HTTP_EVENT_LOOPS=2 (default: half of the cores)
 #   KEEP_WORK=1    keep the temp dir (configs, logs, wrk outputs, the store) and print it
 #   PERF=1         also `perf record -g` Tern during the first round's /o/ run (PERF_RUN=click:
 #                  its /c/ run; report in the temp dir; implies KEEP_WORK=1; PERF_FREQ [999])
@@ -285,10 +285,11 @@ tern_after() {
   # The last batch (100 ms) and its transaction; then until the count holds still for a
   # second (up to 15 s), so that a writer still catching up is not taken for lost events.
   sleep 1.5
-  local count last=-1 waited=0
-  count=$(events "$(event_type "$1")")
+  local count last=-1 waited=0 type
+  type=$(event_type "$1")
+  count=$(events "$type")
   while [ "$count" != "$last" ] && [ "$waited" -lt 15 ]; do
-    last=$count; sleep 1; waited=$((waited + 1)); count=$(events "$(event_type "$1")")
+    last=$count; sleep 1; waited=$((waited + 1)); count=$(events "$type")
   done
   [ "$waited" -gt 1 ] && log "$1: events still being stored ${waited}s after the run"
   declare -g "EV1_$1=$count"

@@ -99,6 +99,5 @@ def test_http_event_loops(make_server: ServerFactory) -> None:
     server = make_server("http-loops-0", start=False)
     server.overrides = {"http": {"event_loops": 0}}
     server.write_config()
-    p = subprocess.run([str(server.binary), "serve", "--config", str(server.config_path)],
-                       capture_output=True, text=True, timeout=60, env=server.env(), stdin=subprocess.DEVNULL)
+    p = server.cli("serve", check=False)
     assert p.returncode != 0 and "http.event_loops" in p.stderr, p.stderr[-2000:]
