@@ -180,3 +180,86 @@ final class SlowTransport: DeliveryTransport {
         try await store.close()
     }
 }
+
+/// A store whose first claim hands every recipient back more often than asked for, as a
+/// store does when a lease this node lost is claimed again while the first copy is still
+/// held: the copy past the request is not admitted, its claim is released, and the job the
+/// scheduler starts for the first copy finds its recipient no longer held.
+final class LostLeaseStore: DeliveryStore {
+    let base: SQLiteStore
+    let claims = Mutex(0)
+
+    init(_ base: SQLiteStore) { self.base = base }
+
+    func claimDueRecipients(now: Date, newLimit: Int, retryLimit: Int, node: String, leaseUntil: Date) async throws -> [DueRecipient] {
+        let claimed = try await base.claimDueRecipients(now: now, newLimit: newLimit, retryLimit: retryLimit, node: node, leaseUntil: leaseUntil)
+        let first = claims.withLock { count -> Bool in
+            if !claimed.isEmpty { count += 1 }
+            return count == 1 && !claimed.isEmpty
+        }
+        return first ? Array(repeating: claimed, count: newLimit + retryLimit + 1).flatMap { $0 } : claimed
+    }
+    func renewLeases(_ recipients: [RecipientID], node: String, leaseUntil: Date) async throws {
+        try await base.renewLeases(recipients, node: node, leaseUntil: leaseUntil)
+    }
+    func releaseLeases(_ recipients: [RecipientID], node: String) async throws { try await base.releaseLeases(recipients, node: node) }
+    func releaseLeases(heldBy node: String) async throws { try await base.releaseLeases(heldBy: node) }
+    func record(_ outcomes: [RecipientOutcome]) async throws { try await base.record(outcomes) }
+    func content(of message: MessageID) async throws -> [UInt8]? { try await base.content(of: message) }
+    func readContent(of message: MessageID, offset: Int, maxLength: Int) async throws -> [UInt8] {
+        try await base.readContent(of: message, offset: offset, maxLength: maxLength)
+    }
+    func queueEntries(limit: Int) async throws -> [QueueEntry] { try await base.queueEntries(limit: limit) }
+    func retryNow(_ id: Int64, now: Date) async throws -> Int { try await base.retryNow(id, now: now) }
+    func drop(_ id: Int64, now: Date) async throws -> Int { try await base.drop(id, now: now) }
+    func addSuppression(_ suppression: Suppression) async throws { try await base.addSuppression(suppression) }
+    func removeSuppression(address: String, domain: String?) async throws -> Int {
+        try await base.removeSuppression(address: address, domain: domain)
+    }
+    func suppressions() async throws -> [Suppression] { try await base.suppressions() }
+    func suppressed(_ recipients: [DueRecipient]) async throws -> Set<RecipientID> { try await base.suppressed(recipients) }
+}
+
+@Suite struct DeliveryServiceLostLeaseTests {
+    /// The scheduler's answer to a job whose recipients are no longer held (a deferral) is
+    /// written to the store: the recipient is queued again, never left without a word.
+    @Test func aJobWhoseLeaseWasLostEndsWithItsDeferralStored() async throws {
+        let (folder, path) = try temporaryStorePath()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let base = try SQLiteStore(path: path)
+        let message = QueuedMessage(
+            id: .random(), messageIDHeader: "<l@t>", mailFrom: "from@example.com",
+            recipients: [QueuedRecipient(id: .random(), address: "ok@example.net")],
+            content: Array("Subject: x\r\n\r\nbody\r\n".utf8), credential: nil, clientIP: nil, receivedAt: Date(),
+            eightBitMIME: false, smtpUTF8: false)
+        try await base.commit([message])
+        let store = LostLeaseStore(base)
+        let transport = ScriptedTransport()
+        // One recipient in the active set: the second copy of the claim is one too many.
+        let configuration = DeliveryService.Configuration(
+            scheduler: DeliverySchedulerConfiguration(
+                activeLimit: 1, newMailReserve: 0,
+                retry: RetrySchedule(delays: [.seconds(60)], repeatingDelay: .seconds(60), jitter: 0)),
+            node: "test", pollInterval: .milliseconds(50))
+        let service = DeliveryService(store: store, transport: transport, configuration: configuration, logger: Logger(label: "test"))
+
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await service.run() }
+            let deadline = ContinuousClock.now + .seconds(20)
+            while ContinuousClock.now < deadline, try await base.counters(in: .allTime).deferred < 1 {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            group.cancelAll()
+        }
+        #expect(store.claims.withLock { $0 } == 1)
+        #expect(try await base.counters(in: .allTime) == Counters(outbound: 1, deferred: 1))
+        #expect(transport.attempts.withLock { $0 }.isEmpty)
+        let timeline = try await base.timeline(of: message.id)
+        #expect(timeline.map(\.type) == [.outbound, .deferred])
+        #expect(timeline.last?.details["text"] == "recipients of the job are no longer held")
+        let entries = try await base.queueEntries(limit: 10)
+        #expect(entries.count == 1)
+        #expect(entries.first?.attempts == 1)
+        try await base.close()
+    }
+}

@@ -39,12 +39,12 @@ public struct DeliveryService: Service {
         }
     }
 
-    private let store: any Store
+    private let store: any DeliveryStore
     private let transport: any DeliveryTransport
     private let configuration: Configuration
     private let logger: Logger
 
-    public init(store: any Store, transport: any DeliveryTransport, configuration: Configuration, logger: Logger) {
+    public init(store: any DeliveryStore, transport: any DeliveryTransport, configuration: Configuration, logger: Logger) {
         self.store = store
         self.transport = transport
         self.configuration = configuration
@@ -69,27 +69,37 @@ public struct DeliveryService: Service {
                 var tick = true
                 let transport = self.transport
                 while !Task.isCancelled {
-                    actions = await loop.perform(actions, flush: tick)
-                    tick = false
-                    for job in actions.start {
-                        guard let request = loop.request(for: job) else {
-                            actions = loop.scheduler.attemptsFinished(
-                                job.recipients.map {
-                                    DeliveryAttemptResult(
-                                        recipient: $0, outcome: .deferred(reason: "recipients of the job are no longer held", kind: .recipient))
-                                }, now: Date())
-                            continue
+                    // Every `Actions` the scheduler returns is performed: a job whose recipients
+                    // are no longer held is finished as deferred at once, and what the scheduler
+                    // answers to that (deferrals to write, other jobs to start) goes round again.
+                    var wakeUpAt: Date?
+                    while true {
+                        actions = await loop.perform(actions, flush: tick)
+                        tick = false
+                        wakeUpAt = [wakeUpAt, actions.wakeUpAt].compactMap { $0 }.min()
+                        var followUp = DeliveryScheduler.Actions()
+                        for job in actions.start {
+                            guard let request = loop.request(for: job) else {
+                                followUp.append(loop.scheduler.attemptsFinished(
+                                    job.recipients.map {
+                                        DeliveryAttemptResult(
+                                            recipient: $0, outcome: .deferred(reason: "recipients of the job are no longer held", kind: .recipient))
+                                    }, now: Date()))
+                                continue
+                            }
+                            group.addTask { .finished(job, await transport.deliver(request)) }
                         }
-                        group.addTask { .finished(job, await transport.deliver(request)) }
+                        guard followUp.hasWork else { break }
+                        actions = followUp
                     }
-                    actions.start = []
+                    actions = DeliveryScheduler.Actions()
                     let domains = loop.destinations.takeWanted()
                     if !domains.isEmpty {
                         group.addTask { .destinationKeys(await Self.destinationKeys(of: domains, using: transport)) }
                     }
                     if !timerRunning {
                         timerRunning = true
-                        let wait = loop.waitDuration(until: actions.wakeUpAt)
+                        let wait = loop.waitDuration(until: wakeUpAt)
                         group.addTask {
                             try? await Task.sleep(for: wait)
                             return .timer
@@ -108,7 +118,8 @@ public struct DeliveryService: Service {
                         if let liveNodes = configuration.liveNodes { loop.scheduler.setLiveNodes(liveNodes()) }
                         actions = loop.scheduler.tick(now: Date())
                         if actions.needMore == nil, actions.start.isEmpty {
-                            actions = loop.scheduler.newMailQueued(now: Date())
+                            // Kept with the tick's own deferrals and expiries, not in their place.
+                            actions.append(loop.scheduler.newMailQueued(now: Date()))
                         }
                     }
                     if ContinuousClock.now - lastRenewal > configuration.lease / 3 {
@@ -143,7 +154,7 @@ public struct DeliveryService: Service {
 
     /// The loop's state: the scheduler and the claimed recipients it holds.
     private struct Loop {
-        let store: any Store
+        let store: any DeliveryStore
         let configuration: Configuration
         let logger: Logger
         var scheduler: DeliveryScheduler
@@ -163,7 +174,7 @@ public struct DeliveryService: Service {
         /// Outcomes written at once at most; more are flushed without waiting for the tick.
         static let maxPendingOutcomes = 500
 
-        init(store: any Store, configuration: Configuration, logger: Logger) {
+        init(store: any DeliveryStore, configuration: Configuration, logger: Logger) {
             self.store = store
             self.configuration = configuration
             self.logger = logger
@@ -181,7 +192,7 @@ public struct DeliveryService: Service {
             if flush, let request = pendingLoad {
                 pendingLoad = nil
                 await flushOutcomes()
-                actions = merge(actions, await load(request, now: Date()))
+                actions.append(await load(request, now: Date()))
             }
             while true {
                 start += actions.start
@@ -232,18 +243,6 @@ public struct DeliveryService: Service {
             actions.notAdmitted = []
             actions.needMore = nil
             return actions
-        }
-
-        /// Actions of two events in a row: the later ones win where only one can hold.
-        private func merge(_ first: DeliveryScheduler.Actions, _ second: DeliveryScheduler.Actions) -> DeliveryScheduler.Actions {
-            var merged = second
-            merged.start = first.start + second.start
-            merged.deferrals = first.deferrals + second.deferrals
-            merged.expiries = first.expiries + second.expiries
-            merged.notAdmitted = first.notAdmitted + second.notAdmitted
-            merged.needMore = second.needMore ?? first.needMore
-            merged.wakeUpAt = [first.wakeUpAt, second.wakeUpAt].compactMap { $0 }.min()
-            return merged
         }
 
         private mutating func load(_ request: LoadRequest, now: Date) async -> DeliveryScheduler.Actions {
@@ -361,5 +360,23 @@ public struct DeliveryService: Service {
             let seconds = max(0, wakeUp.timeIntervalSinceNow)
             return min(configuration.pollInterval, .milliseconds(Int64(seconds * 1000)))
         }
+    }
+}
+
+extension DeliveryScheduler.Actions {
+    /// Adds the actions of a later event: lists are joined, the later load request wins,
+    /// and the earlier wake-up time.
+    mutating func append(_ later: DeliveryScheduler.Actions) {
+        start += later.start
+        deferrals += later.deferrals
+        expiries += later.expiries
+        notAdmitted += later.notAdmitted
+        needMore = later.needMore ?? needMore
+        wakeUpAt = [wakeUpAt, later.wakeUpAt].compactMap { $0 }.min()
+    }
+
+    /// Anything for the delivery loop to do but wait.
+    var hasWork: Bool {
+        !start.isEmpty || !deferrals.isEmpty || !expiries.isEmpty || !notAdmitted.isEmpty || needMore != nil
     }
 }
