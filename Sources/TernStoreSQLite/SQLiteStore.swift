@@ -17,11 +17,8 @@ public final class SQLiteStore: Store {
 
     /// The writer's page cache, in KiB (SQLite's default is 2,000). Engagement events go into
     /// the index by recipient at places all over it, and a page that fell out of the cache is
-    /// read again from the file at each visit. Measured with
-    /// `EngagementStoreBenchmark` (40 batches of 6,400 events over 1,000 recipients): 7.1-7.8
-    /// µs of CPU per event against 7.9-9.0 µs with the default. Only the writer: readers come
-    /// and go. The memory is taken only as pages are used, but a busy server uses them all:
-    /// peak RSS in `tracking-http.sh` is 123 MiB against 74 MiB with the default.
+    /// read again from the file at each visit: about 10% less CPU per event, for about 50 MiB
+    /// more RSS on a busy server (`Benchmarks/RESULTS.md`). Only the writer: readers come and go.
     static let writerCacheKiB = 32_768
 
     /// The database, for the store's extensions in other files.

@@ -248,7 +248,8 @@ public struct DeliveryScheduler: Sendable {
         return finish(now: now, actions)
     }
 
-    /// Intake committed new mail: the store has new recipients to load.
+    /// The store may hold new mail: intake commits without telling the scheduler, so the
+    /// delivery loop's timer says this at every poll that found nothing else to do.
     public mutating func newMailQueued(now: Date) -> Actions {
         store.mayHaveNew = true
         var actions = Actions()
