@@ -11,6 +11,12 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "tern", targets: ["tern"]),
+        // For the benchmark package in Benchmarks/.
+        .library(name: "MailMessage", targets: ["MailMessage"]),
+        .library(name: "MailReports", targets: ["MailReports"]),
+        .library(name: "DKIM", targets: ["DKIM"]),
+        .library(name: "TernCore", targets: ["TernCore"]),
+        .library(name: "TernStoreSQLite", targets: ["TernStoreSQLite"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.81.0"),
@@ -75,7 +81,6 @@ let package = Package(
         .target(
             name: "TernCore",
             dependencies: [
-                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
             ],
@@ -87,7 +92,6 @@ let package = Package(
                 "TernCore",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
-                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),
@@ -151,34 +155,6 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        .executableTarget(
-            name: "RewriteBenchmark",
-            dependencies: ["MailMessage"],
-            path: "Benchmarks/RewriteBenchmark",
-            swiftSettings: strict
-        ),
-        .executableTarget(
-            name: "ReportBenchmark",
-            dependencies: ["MailReports", "MailMessage"],
-            path: "Benchmarks/ReportBenchmark",
-            swiftSettings: strict
-        ),
-        .executableTarget(
-            name: "EngagementStoreBenchmark",
-            dependencies: ["TernCore", "TernStoreSQLite"],
-            path: "Benchmarks/EngagementStoreBenchmark",
-            swiftSettings: strict
-        ),
-        .executableTarget(
-            name: "DKIMBenchmark",
-            dependencies: [
-                "DKIM",
-                .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "_CryptoExtras", package: "swift-crypto"),
-            ],
-            path: "Benchmarks/DKIMBenchmark",
-            swiftSettings: strict
-        ),
         .testTarget(
             name: "SMTPCoreTests",
             dependencies: [
@@ -232,7 +208,7 @@ let package = Package(
             dependencies: ["TernStoreSQLite", "TernCore", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .testTarget(
-            name: "TernStorePostgresTests",
+            name: "StoreConformanceTests",
             dependencies: [
                 "TernStorePostgres", "TernStoreSQLite", "TernCore",
                 .product(name: "PostgresNIO", package: "postgres-nio"),

@@ -26,6 +26,20 @@ release_binary() {
 # Sets BIN to the release `tern` (see release_binary).
 release_tern_binary() { release_binary tern; }
 
+# Sets BIN to the release build of PRODUCT of the benchmark package (Benchmarks/Package.swift),
+# building it first unless SKIP_BUILD=1, in TERN_SCRATCH_PATH when set, else Benchmarks/.build.
+#   release_benchmark_binary PRODUCT
+release_benchmark_binary() {
+  local product=$1 scratch=()
+  [ -n "${TERN_SCRATCH_PATH:-}" ] && scratch=(--scratch-path "$TERN_SCRATCH_PATH")
+  if [ "${SKIP_BUILD:-0}" != 1 ]; then
+    log "swift build -c release --package-path Benchmarks --product $product ${scratch[*]}"
+    swift build -c release --package-path Benchmarks --product "$product" "${scratch[@]}" >&2
+  fi
+  BIN="$(swift build -c release --package-path Benchmarks --show-bin-path "${scratch[@]}")/$product"
+  [ -x "$BIN" ] || die "no release binary at $BIN"
+}
+
 # Starts `$BIN serve --config CONFIG` (log in LOG), sets TERN_PID and waits until PORT accepts;
 # dies with the log's tail if tern exits first.
 start_tern() {

@@ -5,9 +5,8 @@
 #
 # Usage: Benchmarks/dkim.sh [rounds]      (default 7 rounds)
 # Environment:
-#   TERN_SCRATCH_PATH  build in this SwiftPM scratch path (default .build-release: building only
-#                      DKIMBenchmark needs just DKIM and swift-crypto, and a scratch path of its
-#                      own does not contend with another build's lock)
+#   TERN_SCRATCH_PATH  build in this SwiftPM scratch path (default: the benchmark package's own,
+#                      Benchmarks/.build; building DKIMBenchmark needs just DKIM and swift-crypto)
 #   SKIP_BUILD=1       use the binary already built there
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -16,5 +15,5 @@ command -v swift >/dev/null 2>&1 || export PATH="/opt/swift/usr/bin:$PATH"
 log() { printf '[dkim] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 . Benchmarks/common.sh
-release_binary DKIMBenchmark .build-release
+release_benchmark_binary DKIMBenchmark
 "$BIN" "${1:-7}"

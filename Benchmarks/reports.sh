@@ -6,9 +6,8 @@
 #
 # Usage: Benchmarks/reports.sh [rounds]      (default 5 rounds)
 # Environment:
-#   TERN_SCRATCH_PATH  build in this SwiftPM scratch path (default .build-release: building only
-#                      ReportBenchmark needs just MailMessage and MailReports, and a scratch path
-#                      of its own does not contend with another build's lock)
+#   TERN_SCRATCH_PATH  build in this SwiftPM scratch path (default: the benchmark package's own,
+#                      Benchmarks/.build; ReportBenchmark needs just MailMessage and MailReports)
 #   SKIP_BUILD=1       use the binary already built there
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -17,5 +16,5 @@ command -v swift >/dev/null 2>&1 || export PATH="/opt/swift/usr/bin:$PATH"
 log() { printf '[reports] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 . Benchmarks/common.sh
-release_binary ReportBenchmark .build-release
+release_benchmark_binary ReportBenchmark
 "$BIN" "${1:-5}" Tests/MailReportsTests/Fixtures

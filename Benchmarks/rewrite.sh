@@ -13,5 +13,5 @@ command -v swift >/dev/null 2>&1 || export PATH="/opt/swift/usr/bin:$PATH"
 
 SCRATCH=()
 [ -n "${TERN_SCRATCH_PATH:-}" ] && SCRATCH=(--scratch-path "$TERN_SCRATCH_PATH")
-printf '[rewrite] swift run -c release RewriteBenchmark %s\n' "${SCRATCH[*]}" >&2
-swift run -c release "${SCRATCH[@]}" RewriteBenchmark "${1:-5}"
+printf '[rewrite] swift run -c release --package-path Benchmarks RewriteBenchmark %s\n' "${SCRATCH[*]}" >&2
+swift run -c release --package-path Benchmarks "${SCRATCH[@]}" RewriteBenchmark "${1:-5}"

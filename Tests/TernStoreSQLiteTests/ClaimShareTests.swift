@@ -4,7 +4,7 @@ import TernCore
 @testable import TernStoreSQLite
 
 /// How SQLite reads a claim's two shares (new mail, retries); what the claims return is in
-/// the store conformance suite (TernStorePostgresTests), which runs on SQLite too.
+/// the store conformance suite (StoreConformanceTests), which runs on SQLite too.
 @Suite struct ClaimShareTests {
     @Test(arguments: [SQLiteStore.ClaimShare.new, .retry])
     func eachShareIsAnIndexRangeRead(_ share: SQLiteStore.ClaimShare) async throws {

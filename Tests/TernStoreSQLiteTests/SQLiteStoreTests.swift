@@ -31,7 +31,7 @@ func sampleMessage(recipients: Int = 2, at date: Date = Date(), header: String? 
 }
 
 /// What only SQLite has: its durability settings, checkpoints and upgrades of earlier files.
-/// Everything a store does is in the store conformance suite (TernStorePostgresTests),
+/// Everything a store does is in the store conformance suite (StoreConformanceTests),
 /// which runs on SQLite too.
 @Suite struct SQLiteStoreTests {
     /// A 250 is only as safe as the commit under it: the writer must sync the log before a

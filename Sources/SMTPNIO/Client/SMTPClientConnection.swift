@@ -241,23 +241,3 @@ public final class SMTPClientConnection: Sendable {
         SMTPReply(code: 421, EnhancedStatusCode(class: 4, subject: 4, detail: 1), text)
     }
 }
-
-/// One buffer as an async sequence.
-private struct SingleBufferSequence: AsyncSequence, Sendable {
-    typealias Element = ByteBuffer
-    var buffer: ByteBuffer?
-
-    struct AsyncIterator: AsyncIteratorProtocol {
-        var buffer: ByteBuffer?
-        mutating func next() async throws -> ByteBuffer? {
-            defer { buffer = nil }
-            return buffer
-        }
-    }
-
-    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(buffer: buffer) }
-}
-
-extension CollectionOfOne where Element == ByteBuffer {
-    fileprivate var async: SingleBufferSequence { SingleBufferSequence(buffer: first) }
-}

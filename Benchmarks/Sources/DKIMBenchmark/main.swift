@@ -5,7 +5,7 @@
 // several rounds; then the cost of the signature alone (a precomputed body hash) and the body
 // hashing rate in MB/s for relaxed and simple canonicalisation.
 //
-//   swift run -c release DKIMBenchmark [rounds]      (default 7)
+//   swift run -c release --package-path Benchmarks DKIMBenchmark [rounds]      (default 7)
 import Crypto
 import DKIM
 import Foundation

@@ -7,7 +7,7 @@
 // wall time per event, and the median over the rounds. The writer's pauses between
 // statements count in wall time, not in CPU time.
 //
-//   swift run -c release EngagementStoreBenchmark [rounds] [batch size]    (default 10 rounds of 6,400)
+//   swift run -c release --package-path Benchmarks EngagementStoreBenchmark [rounds] [batch size]    (default 10 rounds of 6,400)
 import Foundation
 import TernCore
 import TernStoreSQLite

@@ -4,8 +4,8 @@
 // bounces, auto-replies), parses each one `iterations` times per round, and prints the median of
 // several rounds in reports per second overall, plus the slowest fixtures.
 //
-//   swift run -c release ReportBenchmark [rounds] [fixtures-directory]
-//   swift run ReportBenchmark --show FILE...     (prints how each message reads, for writing fixtures)
+//   swift run -c release --package-path Benchmarks ReportBenchmark [rounds] [fixtures-directory]
+//   swift run --package-path Benchmarks ReportBenchmark --show FILE...     (prints how each message reads, for writing fixtures)
 import MailMessage
 import MailReports
 

@@ -5,7 +5,7 @@
 // rewrites each many times (links, open pixel, unsubscribe placeholder, header edits) and prints
 // the median of several rounds in µs per message and µs per KB of HTML.
 //
-//   swift run -c release RewriteBenchmark [rounds]
+//   swift run -c release --package-path Benchmarks RewriteBenchmark [rounds]
 import MailMessage
 
 struct Case {
