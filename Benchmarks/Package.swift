@@ -33,6 +33,11 @@ let package = Package(
             swiftSettings: strict
         ),
         .executableTarget(
+            name: "IntakeCommitBenchmark",
+            dependencies: [.product(name: "TernCore", package: "tern"), .product(name: "TernStoreSQLite", package: "tern")],
+            swiftSettings: strict
+        ),
+        .executableTarget(
             name: "DKIMBenchmark",
             dependencies: [
                 .product(name: "DKIM", package: "tern"),

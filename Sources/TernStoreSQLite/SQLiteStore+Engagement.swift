@@ -10,80 +10,92 @@ extension SQLiteStore {
         }
     }
 
-    /// Events per INSERT statement: what it costs to start and finish a statement is paid once
-    /// for that many rows.
+    /// Events per INSERT statement and per transaction: what it costs to start and finish a
+    /// statement is paid once for that many rows.
     static let engagementRowsPerInsert = 128
-    /// The writer's pause after each INSERT of a batch, in microseconds (see `recordEngagement`).
-    /// Against 64 rows and 100 µs, the same share of the time, in alternating 15-second runs of
-    /// `tracking-http.sh`: a lower p99 in 9 of 10 pairs (4.4 against 5.1 ms on average), the
-    /// writer keeping up in both; 256 rows and 400 µs did no better.
-    static let engagementPauseMicroseconds: UInt32 = 200
+    /// The pause between two transactions of a batch, in microseconds (see `recordEngagement`).
+    static let engagementPauseMicroseconds = 200
     /// A batch this large means the writer has fallen behind: it is written without pauses.
     static let engagementCatchUpEvents = 50_000
 
+    /// Writes a batch of opens, clicks and unsubscribes one transaction of
+    /// `engagementRowsPerInsert` events at a time, with a short pause between transactions.
+    ///
+    /// The writer is free between two transactions, so an intake commit (a client waiting for
+    /// its 250) waits for one chunk at most, never for a whole batch of thousands of events.
+    /// The pause, outside any transaction, gives the core to the event loops answering opens
+    /// and clicks on a machine with few cores; a sleep, not `sched_yield()`, which Linux's
+    /// scheduler punishes under load (`Benchmarks/RESULTS.md`).
+    ///
+    /// These transactions commit with `synchronous = NORMAL`: engagement events already wait in
+    /// memory before they are written, and the next intake commit (FULL) syncs them with its own.
     public func recordEngagement(_ events: [EngagementEvent]) async throws {
         guard !events.isEmpty else { return }
-        try await writer.write { db in
-            let suppress = try db.cachedStatement(
-                sql: """
-                    INSERT INTO suppressions (address, domain, reason, created_at)
-                    SELECT lower(r.address), m.from_domain, 'unsubscribed', ?
-                    FROM recipients r JOIN messages m ON m.id = r.message_id WHERE r.id = ? AND r.message_id = ?
-                    ON CONFLICT (address, domain) DO NOTHING
-                    """)
-            let events = try Self.ofKnownRecipients(events, db)
-            // Bound through SQLite's C interface: a batch is every open and click of the last
-            // flush interval, and GRDB's arguments cost more per row than the insert does.
-            let rowsPerInsert = Self.engagementRowsPerInsert
-            let fullInsert = events.count >= rowsPerInsert ? try Self.engagementInsert(rows: rowsPerInsert, db) : nil
-            var details: [UInt8] = []
-            var start = events.startIndex
-            while start < events.endIndex {
-                let chunk = events[start..<min(start + rowsPerInsert, events.endIndex)]
-                start = chunk.endIndex
-                let partial = chunk.count == rowsPerInsert ? nil : try Self.engagementInsert(rows: chunk.count, db)
-                guard let insert = partial ?? fullInsert else { continue }
-                for (offset, event) in chunk.enumerated() {
-                    let first = Int32(offset * 5 + 1)
-                    try insert.bind(first, event.type.rawValue)
-                    try insert.bind(first + 1, event.at.millisecondsSince1970)
-                    if event.details.isEmpty {
-                        try insert.bindNull(first + 2)
-                    } else {
-                        DetailsJSON.encode(event.details, into: &details)
-                        try details.withUnsafeBufferPointer { try insert.bind(first + 2, utf8: $0) }
+        let rowsPerInsert = Self.engagementRowsPerInsert
+        let pauses = events.count < Self.engagementCatchUpEvents
+        var start = events.startIndex
+        while start < events.endIndex {
+            let chunk = events[start..<min(start + rowsPerInsert, events.endIndex)]
+            start = chunk.endIndex
+            try await writer.writeWithoutTransaction { db in
+                try db.execute(sql: "PRAGMA synchronous = NORMAL")
+                do {
+                    try db.inTransaction {
+                        try Self.insertEngagement(chunk, db)
+                        return .commit
                     }
-                    try insert.bind(first + 3, event.recipientID.rawValue)
-                    try insert.bind(first + 4, event.messageID.rawValue)
+                } catch {
+                    try db.execute(sql: "PRAGMA synchronous = FULL")
+                    throw error
                 }
-                try insert.run()
-                for event in chunk where event.type == .unsubscribe {
-                    try suppress.execute(arguments: [
-                        event.at.millisecondsSince1970, event.recipientID.rawValue, event.messageID.rawValue,
-                    ])
-                }
-                // A short sleep gives the core to whoever waits for it: the event loops answering
-                // opens and clicks, on a machine with few cores. A batch is thousands of rows under
-                // load (tens of milliseconds), and a request behind all of it would wait that
-                // long. Not `sched_yield()`: Linux's scheduler (EEVDF) pushes a yielding thread's
-                // deadline back a whole slice at each call, so under full load the writer ran
-                // last and fell seconds behind (batches of 70,000 events, then dropped ones). A
-                // sleep costs no such place: the writer keeps up, and the requests still find a
-                // free core between its statements. Measured on 2 cores under wrk (64 rows, 100
-                // µs): p99 of the tracking endpoints 5.0-6.5 ms with the pause, 7.3-8.0 ms without
-                // any, batches under 30,000 events. (The transaction stays open meanwhile, so a
-                // commit of intake queued behind it waits those pauses too.)
-                if start < events.endIndex, events.count < Self.engagementCatchUpEvents {
-                    usleep(Self.engagementPauseMicroseconds)
-                }
+                try db.execute(sql: "PRAGMA synchronous = FULL")
+            }
+            if pauses, start < events.endIndex {
+                try await Task.sleep(for: .microseconds(Self.engagementPauseMicroseconds))
             }
         }
     }
 
+    /// Inserts up to `engagementRowsPerInsert` events (of recipients that still exist) in one
+    /// statement, and suppresses the addresses of unsubscribes.
+    private static func insertEngagement(_ chunk: ArraySlice<EngagementEvent>, _ db: Database) throws {
+        let suppress = try db.cachedStatement(
+            sql: """
+                INSERT INTO suppressions (address, domain, reason, created_at)
+                SELECT lower(r.address), m.from_domain, 'unsubscribed', ?
+                FROM recipients r JOIN messages m ON m.id = r.message_id WHERE r.id = ? AND r.message_id = ?
+                ON CONFLICT (address, domain) DO NOTHING
+                """)
+        let events = try ofKnownRecipients(chunk, db)
+        guard !events.isEmpty else { return }
+        // Bound through SQLite's C interface: GRDB's arguments cost more per row than the insert does.
+        let insert = try engagementInsert(rows: events.count, db)
+        var details: [UInt8] = []
+        for (offset, event) in events.enumerated() {
+            let first = Int32(offset * 5 + 1)
+            try insert.bind(first, event.type.rawValue)
+            try insert.bind(first + 1, event.at.millisecondsSince1970)
+            if event.details.isEmpty {
+                try insert.bindNull(first + 2)
+            } else {
+                DetailsJSON.encode(event.details, into: &details)
+                try details.withUnsafeBufferPointer { try insert.bind(first + 2, utf8: $0) }
+            }
+            try insert.bind(first + 3, event.recipientID.rawValue)
+            try insert.bind(first + 4, event.messageID.rawValue)
+        }
+        try insert.run()
+        for event in events where event.type == .unsubscribe {
+            try suppress.execute(arguments: [
+                event.at.millisecondsSince1970, event.recipientID.rawValue, event.messageID.rawValue,
+            ])
+        }
+    }
+
     /// The events whose recipient exists, in their order: a token is verified, but its
-    /// message may have been deleted since. Each recipient is looked up once per batch, however
-    /// many of its events the batch holds.
-    private static func ofKnownRecipients(_ events: [EngagementEvent], _ db: Database) throws -> [EngagementEvent] {
+    /// message may have been deleted since. Each recipient is looked up once per chunk, however
+    /// many of its events the chunk holds.
+    private static func ofKnownRecipients(_ events: ArraySlice<EngagementEvent>, _ db: Database) throws -> [EngagementEvent] {
         let lookup = try db.cachedStatement(sql: "SELECT 1 FROM recipients WHERE id = ? AND message_id = ?")
         struct Recipient: Hashable {
             var id: RecipientID
