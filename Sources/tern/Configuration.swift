@@ -5,6 +5,10 @@ import TernEngine
 /// Everything `tern` reads from `tern.yaml` and `TERN_…` environment variables, read once at
 /// start-up into plain values. Each component's settings type holds its defaults and lists the
 /// keys it reads; this type only puts them together. No file is needed.
+///
+/// A new key is a field (with its default) on its component's settings type and one line in
+/// that type's `settings`; its `TERN_…` variable follows. README's listing must show it too
+/// (`ConfigurationTests` compares the two).
 struct TernConfiguration: Sendable, Equatable, SettingsSection {
     var dataDir = "./tern-data"
     var hostname = "localhost"
