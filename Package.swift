@@ -227,6 +227,10 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "ternTests",
+            dependencies: ["tern", "SMTPCore", "TernEngine", "TernStorePostgres"]
+        ),
+        .testTarget(
             name: "TernHTTPTests",
             dependencies: [
                 "TernHTTP", "TernCore", "TernStoreSQLite",

@@ -37,7 +37,7 @@ struct NodesCommand: AsyncParsableCommand {
             let statuses = try await withStore(configuration) { store in
                 try await store.nodes(deliveriesSince: now.addingTimeInterval(-3600))
             }
-            let timeout = Double(configuration.nodes.heartbeatInterval * 3)
+            let timeout = Double((configuration.nodes.heartbeatInterval * 3).components.seconds)
             let total = statuses.reduce(0) { $0 + $1.deliveries }
             let rows = statuses.map { status in
                 let node = status.node
@@ -74,7 +74,7 @@ struct NodesCommand: AsyncParsableCommand {
 
         func run() async throws {
             let configuration = try options.load()
-            let timeout = Double(configuration.nodes.heartbeatInterval * 3)
+            let timeout = Double((configuration.nodes.heartbeatInterval * 3).components.seconds)
             try await withStore(configuration) { store in
                 let nodes = try await store.nodes(deliveriesSince: Date())
                 guard let node = nodes.first(where: { $0.node.id == id })?.node else {

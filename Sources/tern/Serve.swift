@@ -46,8 +46,8 @@ struct Serve: AsyncParsableCommand {
             store: store,
             configuration: NodeRegistry.Configuration(
                 node: nodeID, hostname: ProcessInfo.processInfo.hostName,
-                detail: "smtp \((configuration.submission.listen + configuration.submission.tlsListen).joined(separator: ",")) http \(configuration.http.listen)",
-                interval: .seconds(configuration.nodes.heartbeatInterval)),
+                detail: "smtp \((configuration.submission.listen + configuration.submission.tlsListen).map(\.description).joined(separator: ",")) http \(configuration.http.listen)",
+                interval: configuration.nodes.heartbeatInterval),
             logger: Logger(label: "tern.nodes"))
         try await nodes.register()
         logger.info(
@@ -61,7 +61,7 @@ struct Serve: AsyncParsableCommand {
 
         let credentials = CredentialDirectory(store: store)
         let committer = GroupCommitter(store: store, logger: Logger(label: "tern.intake"))
-        let allowUnverified = try configuration.allowsUnverifiedDomains()
+        let allowUnverified = configuration.allowsUnverifiedDomains()
         if allowUnverified {
             logger.notice("unverified sending domains may send (sending.allow_unverified_domains, or every listener on loopback)")
         }
@@ -75,9 +75,9 @@ struct Serve: AsyncParsableCommand {
         let eventLoops = SMTPEventLoops()
         let smtp = SubmissionService(
             server: SMTPServer(
-                configuration: try configuration.smtpServerConfiguration(tlsContext: tlsContext),
+                configuration: configuration.smtpServerConfiguration(tlsContext: tlsContext),
                 backend: intake, group: eventLoops.intake, logger: Logger(label: "tern.smtp")),
-            listeners: try configuration.submissionListeners(),
+            listeners: configuration.submissionListeners(),
             logger: logger)
 
         // The registry is stopped last: a node is marked stopped once it has finished its work.
@@ -87,9 +87,9 @@ struct Serve: AsyncParsableCommand {
         if configuration.delivery.enabled {
             let resolver = try configuration.dnsResolver(group: eventLoops.delivery)
             let transport = SMTPTransport(
-                configuration: try configuration.transportConfiguration(), resolver: resolver, group: eventLoops.delivery,
+                configuration: configuration.transportConfiguration(), resolver: resolver, group: eventLoops.delivery,
                 logger: Logger(label: "tern.delivery"))
-            var deliveryConfiguration = try configuration.deliveryConfiguration(node: nodeID)
+            var deliveryConfiguration = configuration.deliveryConfiguration(node: nodeID)
             deliveryConfiguration.liveNodes = { nodes.liveNodes }
             if configuration.bounces.verp {
                 deliveryConfiguration.returnPath = VERPReturnPath(keys: keys, returnPaths: configuration.returnPaths(domains))
@@ -104,7 +104,7 @@ struct Serve: AsyncParsableCommand {
             logger.notice("delivery is disabled (delivery.enabled: false): mail is queued, not sent")
         }
 
-        let httpAddress = try ListenAddress(configuration.http.listen, key: "http.listen")
+        let httpAddress = configuration.http.listen
         let api = TernAPI(store: store, credentials: credentials)
         let router = api.buildRouter()
         tracking.routes.add(to: router)
@@ -135,7 +135,7 @@ struct Serve: AsyncParsableCommand {
             configuration: try await configuration.inboundWebhooksConfiguration(store: store, folder: folder),
             logger: Logger(label: "tern.inbound"))
         services.append(.init(service: webhooks))
-        let mxListeners = try configuration.mxListeners()
+        let mxListeners = configuration.mxListeners()
         if !mxListeners.isEmpty {
             let inboundIntake = InboundIntake(
                 addresses: addressBook, store: store, hostname: configuration.hostname,
@@ -144,7 +144,7 @@ struct Serve: AsyncParsableCommand {
                 committed: { messages in if messages.contains(where: { $0.webhookURL != nil }) { webhooks.wake() } })
             services.append(.init(service: SubmissionService(
                 server: SMTPServer(
-                    configuration: try configuration.mxServerConfiguration(tlsContext: tlsContext),
+                    configuration: configuration.mxServerConfiguration(tlsContext: tlsContext),
                     backend: inboundIntake, group: eventLoops.intake, logger: Logger(label: "tern.mx")),
                 listeners: mxListeners, logger: logger)))
         }
@@ -197,99 +197,5 @@ struct SubmissionService: Service {
         try? await gracefulShutdown()
         logger.info("smtp stopping: no new connections; sessions in DATA may finish")
         await server.shutdownGracefully(timeout: Self.drainTimeout)
-    }
-}
-
-extension TernConfiguration {
-    func submissionListeners() throws -> [SMTPListenerAddress] {
-        let plain = try submission.listen.map { try ListenAddress($0, key: "smtp.submission.listen") }
-        let implicit = try submission.tlsListen.map { try ListenAddress($0, key: "smtp.submission.tls_listen") }
-        return plain.map { SMTPListenerAddress(host: $0.host, port: $0.port, implicitTLS: false) }
-            + implicit.map { SMTPListenerAddress(host: $0.host, port: $0.port, implicitTLS: true) }
-    }
-
-    func smtpServerConfiguration(tlsContext: NIOSSLContext) throws -> SMTPServerConfiguration {
-        var serverLimits = SMTPServerLimits()
-        if let value = limits.maxMessageSize { serverLimits.maxMessageSize = value }
-        if let value = limits.maxRecipients { serverLimits.maxRecipients = value }
-        if let value = limits.maxCommandLine { serverLimits.maxCommandLineLength = value }
-        if let value = limits.maxTextLine { serverLimits.maxTextLineLength = value }
-        if let value = limits.maxErrors { serverLimits.maxErrors = value }
-        if let value = limits.commandTimeout { serverLimits.commandTimeout = .seconds(value) }
-        if let value = limits.dataTimeout { serverLimits.dataTimeout = .seconds(value) }
-        if let value = limits.maxConnections { serverLimits.maxConnections = value }
-        if let value = limits.maxConnectionsPerIP { serverLimits.maxConnectionsPerClient = value }
-        return SMTPServerConfiguration(
-            hostname: hostname, limits: serverLimits, tlsContext: tlsContext,
-            allowInsecureAuth: submission.allowInsecureAuth, requireIdentity: true, offerAuth: true, checkSenders: true)
-    }
-}
-
-extension TernConfiguration {
-    func dnsResolver(group: any EventLoopGroup) throws -> DNSResolver {
-        var resolverConfiguration = DNSResolver.Configuration()
-        if !delivery.dnsServers.isEmpty {
-            guard let configured = DNSResolver.Configuration(servers: delivery.dnsServers) else {
-                throw ConfigurationError(
-                    description: "'delivery.dns_servers' must list host:port name servers, got \(delivery.dnsServers)")
-            }
-            resolverConfiguration = configured
-        }
-        return DNSResolver(
-            configuration: resolverConfiguration, eventLoopGroup: group, logger: Logger(label: "tern.dns"),
-            now: { ContinuousClock.now })
-    }
-
-    func transportConfiguration() throws -> SMTPTransport.Configuration {
-        var routes: [String: DeliveryRoute] = [:]
-        for (domain, value) in delivery.routes {
-            routes[domain.lowercased()] = try DeliveryRoute(parsing: value, key: "delivery.routes.\(domain)")
-        }
-        var reuse = SMTPConnectionPool.Configuration()
-        if let value = delivery.connectionCacheIdleTimeout { reuse.idleTimeout = .seconds(value) }
-        if let value = delivery.connectionReuseCountLimit { reuse.maxMessagesPerConnection = value }
-        if let value = delivery.connectionReuseTimeLimit { reuse.maxLifetime = .seconds(value) }
-        if let value = delivery.connectionCacheMaxIdlePerHost { reuse.maxIdlePerNextHop = value }
-        if let value = delivery.connectionCacheMaxIdle { reuse.maxIdle = value }
-        return SMTPTransport.Configuration(
-            heloName: delivery.heloName ?? hostname, smtpPort: delivery.smtpPort, routes: routes,
-            connectTimeout: .seconds(delivery.connectTimeout ?? 30), connectionCache: delivery.connectionCache,
-            connectionReuse: reuse)
-    }
-
-    func deliveryConfiguration(node: String) throws -> DeliveryService.Configuration {
-        var retry = RetrySchedule()
-        if let schedule = delivery.retrySchedule, let last = schedule.last {
-            retry.delays = schedule.dropLast().map { .seconds($0) }
-            retry.repeatingDelay = .seconds(last)
-        }
-        if let maxAge = delivery.maxAge { retry.maximumAge = .seconds(maxAge) }
-        var concurrency = DestinationConcurrencyPolicy()
-        if let initial = delivery.initialConcurrency { concurrency.initial = initial }
-        if let maximum = delivery.maxConcurrency { concurrency.maximum = maximum }
-        guard concurrency.initial <= concurrency.maximum else {
-            throw ConfigurationError(description: "'delivery.initial_concurrency' must not be above 'delivery.max_concurrency'")
-        }
-        var configuration = DeliveryService.Configuration(
-            scheduler: DeliverySchedulerConfiguration(retry: retry, concurrency: concurrency), node: node)
-        if let lease = delivery.lease { configuration.lease = .seconds(lease) }
-        return configuration
-    }
-}
-
-extension DeliveryRoute {
-    /// `host:port`, optionally followed by ` tls=opportunistic|required|verify`.
-    init(parsing text: String, key: String) throws {
-        let words = text.split(separator: " ", omittingEmptySubsequences: true)
-        guard let first = words.first else { throw ConfigurationError(description: "'\(key)' is empty") }
-        let address = try ListenAddress(String(first), key: key)
-        var tls = DeliveryRoute.TLS.opportunistic
-        for word in words.dropFirst() {
-            guard word.hasPrefix("tls="), let value = DeliveryRoute.TLS(rawValue: String(word.dropFirst(4))) else {
-                throw ConfigurationError(description: "'\(key)': unknown option '\(word)' (tls=opportunistic, tls=required or tls=verify)")
-            }
-            tls = value
-        }
-        self.init(host: address.host, port: address.port, tls: tls)
     }
 }

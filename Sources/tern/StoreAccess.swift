@@ -27,7 +27,7 @@ func withStore<Result>(
     }
     let url = try PostgresStoreURL(parsing: text)
     let store = PostgresStore(
-        url: url, maximumConnections: configuration.store.maxConnections ?? PostgresStore.defaultMaximumConnections,
+        url: url, maximumConnections: configuration.store.maxConnections,
         logger: logger)
     return try await withThrowingTaskGroup(of: Void.self, returning: Result.self) { group in
         // The pool's connections live as long as this task.

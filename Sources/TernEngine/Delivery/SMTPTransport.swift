@@ -47,7 +47,8 @@ public struct SMTPTransport: DeliveryTransport {
         public var connectionReuse: SMTPConnectionPool.Configuration
 
         public static let defaultSMTPPort = 25
-        public static let defaultConnectTimeout: Duration = .seconds(30)
+        /// The SMTP client connection's own default: one number for both.
+        public static let defaultConnectTimeout = SMTPClientConnection.defaultConnectTimeout
         public static let defaultConnectionCache = true
 
         public init(

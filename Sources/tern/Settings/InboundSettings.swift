@@ -1,9 +1,84 @@
 import Foundation
-import NIOSSL
 import SMTPCore
 import SMTPNIO
 import TernCore
 import TernEngine
+
+/// Mail for customers' domains (`inbound.*`): which addresses, and where it is posted.
+struct InboundSettings: Sendable, Equatable, SettingsSection {
+    /// `user@example.com`, `example.com` or `*.example.com` → an http(s) URL, or `store`.
+    var routes: [String: String] = [:]
+    /// The secret that signs webhook posts (base64); the one kept in the store when nil.
+    var webhookSecret: String?
+    /// When failed posts are tried again, and until when (counted from arrival).
+    var retry = InboundWebhooks.Configuration.defaultRetry
+    /// How long a post may take.
+    var timeout = InboundWebhooks.Configuration.defaultTimeout
+    /// Attachments up to this many bytes are posted with their content (base64).
+    var maxAttachmentSize = InboundPayload.defaultMaxAttachmentContentBytes
+
+    static var settings: [Setting<Self>] {
+        [
+            .mapping("inbound.routes", \.routes),
+            .optionalString("inbound.webhook_secret", \.webhookSecret),
+            .retrySchedule("inbound.retry_schedule", \.retry),
+            .seconds("inbound.max_age", \.retry.maximumAge),
+            .seconds("inbound.timeout", \.timeout),
+            .int("inbound.max_attachment_size", \.maxAttachmentSize, minimum: 0),
+        ]
+    }
+}
+
+/// One sending domain's entry under `domains:`.
+struct DomainSettings: Sendable, Equatable, SettingsSection {
+    /// Where bounces, complaints and unsubscribe mail for this sending domain come back;
+    /// `bounces.<domain>` when nil.
+    var returnPathDomain: String?
+
+    static var settings: [Setting<Self>] {
+        [.optionalString("return_path_domain", \.returnPathDomain)]
+    }
+}
+
+/// `bounces.*`
+struct BounceSettings: Sendable, Equatable, SettingsSection {
+    /// Each recipient's copy goes with its own envelope sender (`b-TOKEN@<return-path domain>`).
+    var verp = true
+
+    static var settings: [Setting<Self>] {
+        [.bool("bounces.verp", \.verp)]
+    }
+}
+
+/// `complaints.*`
+struct ComplaintSettings: Sendable, Equatable, SettingsSection {
+    /// Feedback-loop addresses registered with mailbox providers, besides `fbl@` every
+    /// configured return-path domain.
+    var addresses: [String] = []
+
+    static var settings: [Setting<Self>] {
+        [.list("complaints.addresses", \.addresses)]
+    }
+}
+
+/// Who may send for which domain (`sending.*`).
+struct SendingSettings: Sendable, Equatable, SettingsSection {
+    /// `auto`: unverified (or unknown) sending domains may send only when every listener is
+    /// on loopback (a development set-up); `true` or `false` decide it outright.
+    var allowUnverifiedDomains = "auto"
+
+    static var settings: [Setting<Self>] {
+        [
+            .custom("sending.allow_unverified_domains") { settings, source, key in
+                guard let value = try source.string(key) else { return }
+                guard ["auto", "true", "false"].contains(value.lowercased()) else {
+                    throw ConfigurationError(description: "'\(key)' must be auto, true or false, got '\(value)'")
+                }
+                settings.allowUnverifiedDomains = value.lowercased()
+            }
+        ]
+    }
+}
 
 extension TernConfiguration {
     /// The return-path domain of each configured sending domain.
@@ -44,22 +119,6 @@ extension TernConfiguration {
             feedbackAddresses: complaints.addresses, routes: routes, isReturnPathDomain: { directory.isReturnPathDomain($0) },
             storedRoute: { directory.inboundRoute(for: $0) })
     }
-
-    func mxListeners() throws -> [SMTPListenerAddress] {
-        try mx.listen.map { try ListenAddress($0, key: "smtp.mx.listen") }
-            .map { SMTPListenerAddress(host: $0.host, port: $0.port, implicitTLS: false) }
-    }
-
-    /// The MX: the submission limits, its own message size, no AUTH, no identity, every RCPT checked.
-    func mxServerConfiguration(tlsContext: NIOSSLContext) throws -> SMTPServerConfiguration {
-        var configuration = try smtpServerConfiguration(tlsContext: tlsContext)
-        if let size = mx.maxMessageSize { configuration.limits.maxMessageSize = size }
-        configuration.requireIdentity = false
-        configuration.offerAuth = false
-        configuration.checkRecipients = true
-        configuration.checkSenders = false
-        return configuration
-    }
 }
 
 extension TernConfiguration {
@@ -76,29 +135,20 @@ extension TernConfiguration {
             secret = try await store.sharedSecret(
                 named: SharedSecretName.webhooks, proposed: folder.earlierWebhookSecret() ?? DataFolder.newSecret())
         }
-        var retry = InboundWebhooks.Configuration.defaultRetry
-        if let schedule = inbound.retrySchedule, let last = schedule.last {
-            retry.delays = schedule.dropLast().map { .seconds($0) }
-            retry.repeatingDelay = .seconds(last)
-        }
-        if let maxAge = inbound.maxAge { retry.maximumAge = .seconds(maxAge) }
-        var configuration = InboundWebhooks.Configuration(secret: secret, retry: retry)
-        if let timeout = inbound.timeout { configuration.timeout = .seconds(timeout) }
-        if let size = inbound.maxAttachmentSize { configuration.maxAttachmentContentBytes = size }
-        return configuration
+        return InboundWebhooks.Configuration(
+            secret: secret, retry: inbound.retry, timeout: inbound.timeout, maxAttachmentContentBytes: inbound.maxAttachmentSize)
     }
 }
 
 extension TernConfiguration {
     /// Whether unverified sending domains may send: as configured, or (`auto`) only when every
     /// listener is on loopback, so that a development set-up works without DNS.
-    func allowsUnverifiedDomains() throws -> Bool {
+    func allowsUnverifiedDomains() -> Bool {
         switch sending.allowUnverifiedDomains {
         case "true": return true
         case "false": return false
         default:
-            let listeners = try submissionListeners().map(\.host) + mxListeners().map(\.host)
-                + [try ListenAddress(http.listen, key: "http.listen").host]
+            let listeners = submissionListeners().map(\.host) + mxListeners().map(\.host) + [http.listen.host]
             return listeners.allSatisfy(Self.isLoopbackHost)
         }
     }
