@@ -52,15 +52,6 @@ public final class SQLiteStore: Store {
         self.contentReader = try ContentReader(path: path)
     }
 
-    public func commit(_ messages: [QueuedMessage]) async throws {
-        guard !messages.isEmpty else { return }
-        do {
-            try await pool.write { db in try Self.insert(messages, in: db) }
-        } catch {
-            throw storeError(error)
-        }
-    }
-
     /// Writes on the database's own writer queue and answers from there: no task and no
     /// executor hop per commit, which matters on intake's path to the 250.
     public func commit(_ messages: [QueuedMessage], completion: @escaping @Sendable (Result<Void, any Error>) -> Void) {
@@ -72,10 +63,6 @@ public final class SQLiteStore: Store {
         pool.asyncWrite({ db in try Self.insert(messages, in: db) }) { _, result in
             completion(result.mapError { Self.storeError($0, path: path) })
         }
-    }
-
-    private func storeError(_ error: any Error) -> any Error {
-        Self.storeError(error, path: path)
     }
 
     /// A full disk is `insufficientStorage` (the SMTP server answers 452); anything else as is.

@@ -1,3 +1,4 @@
+import Dispatch
 import Logging
 import NIOCore
 import NIOPosix
@@ -22,11 +23,14 @@ final class MemoryBackend: SMTPServerBackend {
         return username == "alice" && password == "secret" ? SMTPIdentity(credentialName: "alice", method: .authPlain) : nil
     }
 
-    func commit(_ message: SMTPReceivedMessage) async throws -> String {
-        try await Task.sleep(for: commitDelay)
-        return messages.withLock { messages in
-            messages.append(message)
-            return "Q\(messages.count)"
+    /// Answers after `commitDelay`, from another thread, as a store's writer would.
+    func commit(_ message: SMTPReceivedMessage, completion: @escaping @Sendable (Result<String, any Error>) -> Void) {
+        DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(Int(commitDelay / .nanoseconds(1)))) {
+            let queueID = self.messages.withLock { messages in
+                messages.append(message)
+                return "Q\(messages.count)"
+            }
+            completion(.success(queueID))
         }
     }
 }

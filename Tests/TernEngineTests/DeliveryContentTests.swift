@@ -60,7 +60,7 @@ import TernStoreSQLite
             id: .random(), messageIDHeader: "<c@t>", mailFrom: "from@example.com",
             recipients: [QueuedRecipient(id: .random(), address: "to@example.net")], content: bytes,
             credential: nil, clientIP: nil, receivedAt: Date(), eightBitMIME: false, smtpUTF8: false)
-        try await store.commit([message])
+        try await store.commitAndWait([message])
         let content = DeliveryContent.stored(message.id, size: bytes.count, in: store)
         #expect(try await collect(content, pieceSize: DeliveryContent.defaultPieceSize) == bytes)
         let missing = DeliveryContent.stored(.random(), size: 10, in: store)
@@ -86,7 +86,7 @@ import TernStoreSQLite
             clientAddress: nil, heloName: "client.test", protocolName: "ESMTP", tls: false, identity: nil,
             mailFrom: "from@example.com", recipients: ["to@example.net"], eightBitMIME: declared, smtpUTF8: false,
             content: ByteBuffer(string: text))
-        #expect(intake.queuedMessage(received, now: Date()).eightBitMIME == expected)
+        #expect(intake.prepared(received, now: Date()).message.eightBitMIME == expected)
         try await store.close()
     }
 }

@@ -56,7 +56,19 @@ public struct InboundIntake: SMTPServerBackend {
         return nil
     }
 
-    public func commit(_ received: SMTPReceivedMessage) async throws -> String {
+    /// `InboundStore.commitInbound` is async, so the commit runs in a task of its own, one per
+    /// SMTP transaction (the MX is not intake's hot path).
+    public func commit(_ received: SMTPReceivedMessage, completion: @escaping @Sendable (Result<String, any Error>) -> Void) {
+        Task {
+            do {
+                completion(.success(try await commitInbound(received)))
+            } catch {
+                completion(.failure(error))
+            }
+        }
+    }
+
+    private func commitInbound(_ received: SMTPReceivedMessage) async throws -> String {
         let messages = inboundMessages(received, now: Date())
         guard let first = messages.first else {
             // Every recipient was checked at RCPT; only a change of configuration since could get here.

@@ -10,7 +10,7 @@ public import TernCore
 /// Postfix's cleanup: takes what a session received, adds the trace headers, gives
 /// the message and its recipients their ids, applies tracking (`MessageTracker`), and
 /// commits it through the group committer.
-/// The SMTP server answers 250 only when `commit` returns.
+/// The SMTP server answers 250 only when `commit` has called back with success.
 public struct Intake: SMTPServerBackend {
     private let credentials: CredentialDirectory
     private let committer: GroupCommitter
@@ -69,12 +69,6 @@ public struct Intake: SMTPServerBackend {
             return nil
         }
         return SMTPIdentity(credentialName: credential.name, method: .authPlain)
-    }
-
-    public func commit(_ received: SMTPReceivedMessage) async throws -> String {
-        try await withCheckedThrowingContinuation { continuation in
-            commit(received) { continuation.resume(with: $0) }
-        }
     }
 
     /// Hands the message to the group committer without a task of its own: the SMTP
@@ -161,12 +155,8 @@ public struct Intake: SMTPServerBackend {
         }
     }
 
-    /// Builds the message to commit: ids, trace headers, one recipient row per forward path.
-    func queuedMessage(_ received: SMTPReceivedMessage, now: Date) -> QueuedMessage {
-        prepared(received, now: now).message
-    }
-
-    /// The message to commit, and the domain of its `From` field (nil without one).
+    /// The message to commit (ids, trace headers, one recipient row per forward path), and
+    /// the domain of its `From` field (nil without one).
     func prepared(_ received: SMTPReceivedMessage, now: Date) -> (message: QueuedMessage, fromHeaderDomain: String?) {
         let id = MessageID.next()
         let clientIP = received.clientAddress?.ipAddress
