@@ -32,10 +32,10 @@ public struct SMTPReceivedMessage: Sendable {
     /// TLS in use on the session when the message was received.
     public var tls: Bool
     public var identity: SMTPIdentity?
-    /// The reverse path; empty for the null reverse path `<>`.
-    public var mailFrom: String
-    /// Forward paths in the order they were accepted.
-    public var recipients: [String]
+    /// The reverse path, as parsed from MAIL FROM.
+    public var reversePath: SMTPReversePath
+    /// Forward paths in the order they were accepted, as parsed from RCPT TO.
+    public var recipients: [SMTPMailbox]
     /// `BODY=8BITMIME` was given (or BDAT `BODY=BINARYMIME`, which we do not advertise).
     public var eightBitMIME: Bool
     /// `SMTPUTF8` was given on MAIL FROM.
@@ -45,7 +45,7 @@ public struct SMTPReceivedMessage: Sendable {
 
     public init(
         clientAddress: SocketAddress?, heloName: String, protocolName: String, tls: Bool,
-        identity: SMTPIdentity?, mailFrom: String, recipients: [String],
+        identity: SMTPIdentity?, reversePath: SMTPReversePath, recipients: [SMTPMailbox],
         eightBitMIME: Bool, smtpUTF8: Bool, content: ByteBuffer
     ) {
         self.clientAddress = clientAddress
@@ -53,7 +53,7 @@ public struct SMTPReceivedMessage: Sendable {
         self.protocolName = protocolName
         self.tls = tls
         self.identity = identity
-        self.mailFrom = mailFrom
+        self.reversePath = reversePath
         self.recipients = recipients
         self.eightBitMIME = eightBitMIME
         self.smtpUTF8 = smtpUTF8

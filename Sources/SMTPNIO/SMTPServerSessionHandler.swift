@@ -329,8 +329,8 @@ final class SMTPServerSessionHandler: ChannelDuplexHandler, RemovableChannelHand
             protocolName: message.protocolName,
             tls: message.tls,
             identity: identity,
-            mailFrom: message.reversePath.description,
-            recipients: message.recipients.map(\.description),
+            reversePath: message.reversePath,
+            recipients: message.recipients,
             eightBitMIME: message.parameters.body == .eightBitMIME,
             smtpUTF8: message.parameters.smtpUTF8,
             content: message.content

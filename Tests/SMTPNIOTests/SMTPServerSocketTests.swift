@@ -118,8 +118,8 @@ struct SMTPServerSocketTests {
             }
         }
         let message = try #require(backend.messages.withLock { $0.first })
-        #expect(message.mailFrom == "a@b.example")
-        #expect(message.recipients == ["r1@d.example", "r2@d.example"])
+        #expect(message.reversePath == .mailbox(SMTPMailbox(localPart: "a", domain: "b.example")))
+        #expect(message.recipients == [SMTPMailbox(localPart: "r1", domain: "d.example"), SMTPMailbox(localPart: "r2", domain: "d.example")])
         #expect(message.identity?.credentialName == "alice")
         #expect(message.protocolName == "ESMTPA")
         #expect(String(buffer: message.content) == "Subject: hi\r\n\r\n.dot\r\n")

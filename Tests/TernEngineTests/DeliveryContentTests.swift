@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import NIOCore
+import SMTPCore
 import SMTPNIO
 import Synchronization
 import Testing
@@ -84,7 +85,8 @@ import TernStoreSQLite
             hostname: "mx.test", logger: Logger(label: "test"))
         let received = SMTPReceivedMessage(
             clientAddress: nil, heloName: "client.test", protocolName: "ESMTP", tls: false, identity: nil,
-            mailFrom: "from@example.com", recipients: ["to@example.net"], eightBitMIME: declared, smtpUTF8: false,
+            reversePath: .mailbox(SMTPMailbox(localPart: "from", domain: "example.com")),
+            recipients: [SMTPMailbox(localPart: "to", domain: "example.net")], eightBitMIME: declared, smtpUTF8: false,
             content: ByteBuffer(string: text))
         #expect(intake.prepared(received, now: Date()).message.eightBitMIME == expected)
         try await store.close()

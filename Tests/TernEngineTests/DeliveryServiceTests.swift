@@ -14,7 +14,7 @@ final class ScriptedTransport: DeliveryTransport {
     let envelopes = Mutex<[(mailFrom: String, recipients: [String])]>([])
 
     func deliver(_ request: DeliveryRequest) async -> [RecipientID: TransportOutcome] {
-        envelopes.withLock { $0.append((request.mailFrom, request.recipients.map(\.address))) }
+        envelopes.withLock { $0.append((request.reversePath.description, request.recipients.map(\.address))) }
         var outcomes: [RecipientID: TransportOutcome] = [:]
         for recipient in request.recipients {
             let count = attempts.withLock { map -> Int in

@@ -155,6 +155,12 @@ public struct Intake: SMTPServerBackend {
         }
     }
 
+    /// The envelope sender's domain, lower-cased; empty for the null reverse path.
+    static func domain(of reversePath: SMTPReversePath) -> String {
+        guard case .mailbox(let mailbox) = reversePath else { return "" }
+        return mailbox.domain?.lowercased() ?? ""
+    }
+
     /// The message to commit (ids, trace headers, one recipient row per forward path), and
     /// the domain of its `From` field (nil without one).
     func prepared(_ received: SMTPReceivedMessage, now: Date) -> (message: QueuedMessage, fromHeaderDomain: String?) {
@@ -165,15 +171,15 @@ public struct Intake: SMTPServerBackend {
             received: TraceHeaders.Received(
                 heloName: received.heloName, clientIP: clientIP, protocolName: received.protocolName,
                 queueID: id.description,
-                singleRecipient: received.recipients.count == 1 ? received.recipients[0] : nil, date: now))
+                singleRecipient: received.recipients.count == 1 ? received.recipients[0].description : nil, date: now))
         let fromHeaderDomain = stamped.from.flatMap(MailMessage.domain(ofAddressField:))
         let message = QueuedMessage(
-            id: id, messageIDHeader: stamped.messageID, mailFrom: received.mailFrom,
-            recipients: received.recipients.map { QueuedRecipient(id: .next(), address: $0) },
+            id: id, messageIDHeader: stamped.messageID, mailFrom: received.reversePath.description,
+            recipients: received.recipients.map { QueuedRecipient(id: .next(), address: $0.description) },
             content: stamped.content, credential: received.identity?.credentialName, clientIP: clientIP,
             receivedAt: now, eightBitMIME: received.eightBitMIME || stamped.content.contains { $0 >= 0x80 },
             smtpUTF8: received.smtpUTF8,
-            fromDomain: fromHeaderDomain ?? VERPReturnPath.domain(of: received.mailFrom))
+            fromDomain: fromHeaderDomain ?? Self.domain(of: received.reversePath))
         return (message, fromHeaderDomain)
     }
 }
