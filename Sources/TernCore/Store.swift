@@ -19,13 +19,9 @@ public protocol Store: DeliveryStore, EngagementStore, InboundStore, DomainStore
     /// A stored message and its recipients.
     func message(_ id: MessageID) async throws -> StoredMessage?
 
-    /// The number of stored messages.
-    func messageCount() async throws -> Int
-
     func addCredential(_ credential: Credential) async throws
     func removeCredential(named name: String) async throws -> Bool
     func credential(named name: String) async throws -> Credential?
-    func credential(apiKeyID: String) async throws -> Credential?
     func credentials() async throws -> [Credential]
 
     /// Closes the store; pending writes are finished first.

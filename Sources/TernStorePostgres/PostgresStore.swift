@@ -250,14 +250,6 @@ public final class PostgresStore: Store {
             receivedAt: Date(millisecondsSince1970: receivedAt))
     }
 
-    /// The number of stored messages.
-    public func messageCount() async throws -> Int {
-        let rows = try await client.query("SELECT COUNT(*) FROM messages", logger: logger)
-        var count: Int64 = 0
-        for try await value in rows.decode(Int64.self) { count = value }
-        return Int(count)
-    }
-
     /// Adds a credential; a name already taken is `StoreError.duplicate`.
     public func addCredential(_ credential: Credential) async throws {
         let networks = credential.networks.map(\.description).joined(separator: ",")
@@ -288,12 +280,6 @@ public final class PostgresStore: Store {
     public func credential(named name: String) async throws -> Credential? {
         try await credentials(
             "SELECT \(unescaped: Self.credentialColumns) FROM credentials WHERE name = \(name)"
-        ).first
-    }
-
-    public func credential(apiKeyID: String) async throws -> Credential? {
-        try await credentials(
-            "SELECT \(unescaped: Self.credentialColumns) FROM credentials WHERE api_key_id = \(apiKeyID)"
         ).first
     }
 

@@ -177,10 +177,6 @@ public final class SQLiteStore: Store {
         }
     }
 
-    public func messageCount() async throws -> Int {
-        try await pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM messages") ?? 0 }
-    }
-
     public func addCredential(_ credential: Credential) async throws {
         try await pool.write { db in
             if try Bool.fetchOne(db, sql: "SELECT 1 FROM credentials WHERE name = ?", arguments: [credential.name]) != nil {
@@ -209,13 +205,6 @@ public final class SQLiteStore: Store {
     public func credential(named name: String) async throws -> Credential? {
         try await pool.read { db in
             try Row.fetchOne(db, sql: "SELECT * FROM credentials WHERE name = ?", arguments: [name]).map(Self.credential)
-        }
-    }
-
-    public func credential(apiKeyID: String) async throws -> Credential? {
-        try await pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM credentials WHERE api_key_id = ?", arguments: [apiKeyID])
-                .map(Self.credential)
         }
     }
 

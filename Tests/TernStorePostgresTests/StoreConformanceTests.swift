@@ -61,7 +61,6 @@ func sampleMessage(recipients: Int = 2, at date: Date = Date(), header: String? 
             let first = sampleMessage(recipients: 2)
             let second = sampleMessage(recipients: 3)
             try await store.commitAndWait([first, second])
-            #expect(try await store.messageCount() == 2)
             let stored = try #require(try await store.message(first.id))
             #expect(stored.content == first.content)
             #expect(stored.mailFrom == "sender@example.com")
@@ -101,8 +100,9 @@ func sampleMessage(recipients: Int = 2, at date: Date = Date(), header: String? 
             let message = sampleMessage()
             try await store.commitAndWait([message])
             // The same id again violates the primary key: the whole group is rolled back.
-            await #expect(throws: (any Error).self) { try await store.commitAndWait([sampleMessage(), message]) }
-            #expect(try await store.messageCount() == 1)
+            let fresh = sampleMessage()
+            await #expect(throws: (any Error).self) { try await store.commitAndWait([fresh, message]) }
+            #expect(try await store.message(fresh.id) == nil)
             #expect(try await store.counters(in: .allTime).outbound == 2)
         }
     }
@@ -111,8 +111,9 @@ func sampleMessage(recipients: Int = 2, at date: Date = Date(), header: String? 
     func anEmptyCommitWritesNothing(_ factory: StoreFactory) async throws {
         try await factory.withStore { store in
             try await store.commitAndWait([])
-            try await store.commitAndWait([sampleMessage(recipients: 0)])
-            #expect(try await store.messageCount() == 1)
+            let noRecipients = sampleMessage(recipients: 0)
+            try await store.commitAndWait([noRecipients])
+            #expect(try await store.message(noRecipients.id) != nil)
             #expect(try await store.counters(in: .allTime) == Counters())
         }
     }
@@ -147,8 +148,6 @@ func sampleMessage(recipients: Int = 2, at date: Date = Date(), header: String? 
             let loaded = try #require(try await store.credential(named: "app"))
             #expect(loaded == credential)
             #expect(loaded.domains == ["example.com", "mail.example.org"])
-            #expect(try await store.credential(apiKeyID: credential.apiKeyID)?.name == "app")
-            #expect(try await store.credential(apiKeyID: "nosuchkey000") == nil)
             let (other, _) = try Credential.issue(name: "billing", networks: [], hasher: hasher)
             try await store.addCredential(other)
             #expect(try await store.credentials().map(\.name) == ["app", "billing"])

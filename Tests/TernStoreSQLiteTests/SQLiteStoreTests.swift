@@ -85,7 +85,7 @@ func sampleMessage(recipients: Int = 2, at date: Date = Date(), header: String? 
                 try await Task.sleep(for: .milliseconds(50))
             }
             #expect(size(path) >= 10_000_000, "database file \(size(path)) octets, log \(size(path + "-wal")) octets")
-            #expect(try await store.messageCount() == 2_000)
+            #expect(try await store.writer.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM messages") } == 2_000)
         }
     }
 }
