@@ -16,6 +16,7 @@ from conftest import ServerFactory
 from helpers import (
     ConnectionClosed,
     Credential,
+    Reply,
     SMTPClient,
     TernServer,
     assert_queued,
@@ -378,6 +379,61 @@ def test_command_and_data_timeouts(make_server: ServerFactory) -> None:
         "SELECT count(*) FROM messages WHERE instr(CAST(content AS BLOB), CAST('half a message' AS BLOB)) > 0") == 0
     idle.close()
     slow.close()
+
+
+def trickle_until_answered(c: SMTPClient, line: bytes, interval: float = 0.5, limit: float = 30) -> Reply | None:
+    """Sends `line` one octet every `interval` seconds, never its CRLF, until the server
+    answers; None if it has not after `limit` seconds."""
+    start = time.monotonic()
+    for octet in line:
+        if time.monotonic() - start > limit:
+            break
+        with contextlib.suppress(OSError):  # the server may have closed the connection already
+            c.send(bytes([octet]))
+        if not c.no_reply_within(interval):
+            return c.read_reply(timeout=5)
+    return None
+
+
+def test_timeouts_are_deadlines_per_line(make_server: ServerFactory) -> None:
+    """command_timeout and data_timeout bound each whole line (Postfix's
+    smtpd_per_record_deadline): octets trickled without a line end do not restart them,
+    complete lines do."""
+    server = make_server("line-deadline", {"smtp": {"limits": {"command_timeout": 2, "data_timeout": 2}}})
+    server.credential_add("loopback", networks=["127.0.0.0/8"])
+    never_ending = b"NOOP " + b"x" * 100
+    with server.client() as c:
+        c.ehlo()
+        r = trickle_until_answered(c, never_ending)
+        assert r is not None, "no reply to a command line trickled for 30 s"
+        assert_reply(r, 421, "4.4.2")
+        assert c.wait_closed()
+    with server.client() as c:
+        c.ehlo()
+        start_txn(c)
+        assert_reply(c.cmd("DATA"), 354)
+        c.send(b"Subject: trickled\r\n\r\n")
+        r = trickle_until_answered(c, b"a line of text " + b"y" * 100)
+        assert r is not None, "no reply to a DATA line trickled for 30 s"
+        assert_reply(r, 421, "4.4.2")
+        assert c.wait_closed()
+    # Whole lines, each well within the deadline, may take longer than it in all.
+    with server.client() as c:
+        c.ehlo()
+        for _ in range(3):
+            time.sleep(1)
+            assert_reply(c.cmd("NOOP"), 250)
+        start_txn(c)
+        assert_reply(c.cmd("DATA"), 354)
+        for line in [b"Subject: slow but steady\r\n", b"\r\n", b"one\r\n", b"two\r\n"]:
+            time.sleep(1)
+            c.send(line)
+        time.sleep(1)
+        c.send(b".\r\n")
+        assert_queued(c.read_reply())
+        c.quit()
+    assert server.store.scalar(
+        "SELECT count(*) FROM messages WHERE instr(CAST(content AS BLOB), CAST('trickled' AS BLOB)) > 0") == 0
 
 
 def test_starttls_discards_pipelined_plaintext(auth_server: TernServer, alice: Credential) -> None:

@@ -14,9 +14,13 @@ public struct SMTPServerLimits: Sendable, Hashable {
     public static let defaultMaxRecipients = 100
     /// Error replies after which the session is closed with 421.
     public static let defaultMaxErrors = 10
-    /// Time allowed between commands (RFC 5321 §4.5.3.2.7: 5 minutes).
+    /// Time allowed for each whole command line, from the end of the one before or the last
+    /// reply (RFC 5321 §4.5.3.2.7: 5 minutes). A deadline per line, as Postfix's
+    /// `smtpd_per_record_deadline`, so a client trickling octets cannot hold a session.
     public static let defaultCommandTimeout = Duration.seconds(300)
-    /// Time allowed between two reads of message content (RFC 5321 §4.5.3.2.5 asks for 3 minutes at least).
+    /// Time allowed for each whole line of DATA content, or each `SMTPServerFramer.maxPartSize`
+    /// octets of a BDAT chunk (RFC 5321 §4.5.3.2.5 asks for 3 minutes at least): a deadline per
+    /// line as well.
     public static let defaultDataTimeout = Duration.seconds(300)
     /// Sessions open at once on one server.
     public static let defaultMaxConnections = 1000

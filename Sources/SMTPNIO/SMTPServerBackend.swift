@@ -32,10 +32,10 @@ public struct SMTPReceivedMessage: Sendable {
     /// TLS in use on the session when the message was received.
     public var tls: Bool
     public var identity: SMTPIdentity?
-    /// The reverse path; empty for the null reverse path `<>`.
-    public var mailFrom: String
-    /// Forward paths in the order they were accepted.
-    public var recipients: [String]
+    /// The reverse path, as parsed from MAIL FROM.
+    public var reversePath: SMTPReversePath
+    /// Forward paths in the order they were accepted, as parsed from RCPT TO.
+    public var recipients: [SMTPMailbox]
     /// `BODY=8BITMIME` was given (or BDAT `BODY=BINARYMIME`, which we do not advertise).
     public var eightBitMIME: Bool
     /// `SMTPUTF8` was given on MAIL FROM.
@@ -45,7 +45,7 @@ public struct SMTPReceivedMessage: Sendable {
 
     public init(
         clientAddress: SocketAddress?, heloName: String, protocolName: String, tls: Bool,
-        identity: SMTPIdentity?, mailFrom: String, recipients: [String],
+        identity: SMTPIdentity?, reversePath: SMTPReversePath, recipients: [SMTPMailbox],
         eightBitMIME: Bool, smtpUTF8: Bool, content: ByteBuffer
     ) {
         self.clientAddress = clientAddress
@@ -53,7 +53,7 @@ public struct SMTPReceivedMessage: Sendable {
         self.protocolName = protocolName
         self.tls = tls
         self.identity = identity
-        self.mailFrom = mailFrom
+        self.reversePath = reversePath
         self.recipients = recipients
         self.eightBitMIME = eightBitMIME
         self.smtpUTF8 = smtpUTF8
@@ -77,9 +77,9 @@ public enum SMTPIdentityLookup: Sendable, Hashable {
 
 /// What the SMTP server needs from the rest of Tern. Implemented by `TernEngine`'s Intake.
 ///
-/// The async methods may be slow (password hashing, a store commit); the server keeps
-/// serving other sessions meanwhile. The synchronous ones run on the event loop and
-/// must return at once.
+/// The async methods may be slow (password hashing), and so may `commit`'s completion (a
+/// store commit); the server keeps serving other sessions meanwhile. Every synchronous
+/// method, `commit` included, is called on the event loop and must return at once.
 public protocol SMTPServerBackend: Sendable {
     /// The identity bound to a client address, if it is known without waiting.
     /// Called once per connection, on the event loop; the default always asks for a lookup.
@@ -92,14 +92,12 @@ public protocol SMTPServerBackend: Sendable {
     /// Checks an AUTH username and password. `nil` means "535 5.7.8".
     func authenticate(username: String, password: String, clientAddress: SocketAddress?) async -> SMTPIdentity?
 
-    /// Commits the message durably. Returns the queue id to put into the 250 reply.
-    /// Throws `SMTPBackendRefusal` to refuse with a specific reply; any other error
-    /// becomes `451 4.3.0`.
-    func commit(_ message: SMTPReceivedMessage) async throws -> String
-
-    /// The same as `commit(_:)`, reporting through `completion` (called exactly once, on
-    /// any thread). The server uses this form; a backend that can commit without starting a
-    /// task per message overrides it. The default runs `commit(_:)` in a task.
+    /// Commits the message durably, then calls `completion` once, on any thread, with the
+    /// queue id to put into the 250 reply. A failure with `SMTPBackendRefusal` refuses with
+    /// that reply; any other error becomes `451 4.3.0`.
+    ///
+    /// A completion rather than `async`: the session runs on its event loop, and intake can
+    /// commit and answer without a task or an executor hop per message.
     func commit(_ message: SMTPReceivedMessage, completion: @escaping @Sendable (Result<String, any Error>) -> Void)
 
     /// Whether mail for `recipient` is taken: nil takes it, a reply (e.g. `550 5.7.1`)
@@ -124,15 +122,5 @@ extension SMTPServerBackend {
 
     public func cachedIdentity(forClientAddress address: SocketAddress?) -> SMTPIdentityLookup {
         .needsLookup
-    }
-
-    public func commit(_ message: SMTPReceivedMessage, completion: @escaping @Sendable (Result<String, any Error>) -> Void) {
-        Task {
-            do {
-                completion(.success(try await commit(message)))
-            } catch {
-                completion(.failure(error))
-            }
-        }
     }
 }

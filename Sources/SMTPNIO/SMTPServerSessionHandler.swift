@@ -35,7 +35,10 @@ final class SMTPServerSessionHandler: ChannelDuplexHandler, RemovableChannelHand
     private var needsFlush = false
     private var closing = false
     private var admitted = false
-    /// When the session times out; nil while the backend works (no timeout then).
+    /// When the session times out: the command or data timeout after the current record (a
+    /// line, see `SMTPServerFramer.recordsRead`) began, that is after the last one was read
+    /// whole or the last reply was sent. Octets that do not finish a record do not move it.
+    /// Nil while the backend works (no timeout then).
     private var deadline: NIODeadline?
     /// The timer, armed for `timerDeadline` (≤ `deadline`). Moving the deadline later does
     /// not re-arm it: it fires, sees the later deadline and re-arms itself once. That saves
@@ -138,7 +141,6 @@ final class SMTPServerSessionHandler: ChannelDuplexHandler, RemovableChannelHand
         input.writeBuffer(&bytes)
         if !waitingForBackend {
             processInput(context: context)
-            if !waitingForBackend { scheduleTimeout(context: context) }
         }
     }
 
@@ -176,10 +178,13 @@ final class SMTPServerSessionHandler: ChannelDuplexHandler, RemovableChannelHand
 
     // MARK: Input
 
-    /// Decodes and handles frames until input runs out, the session waits for the backend, or closes.
+    /// Decodes and handles frames until input runs out, the session waits for the backend, or
+    /// closes. A record read whole starts the deadline of the next one.
     private func processInput(context: ChannelHandlerContext) {
+        var recordRead = false
         while !waitingForBackend, !closing, let mode = machine?.framingMode {
             framer.mode = mode
+            let recordsBefore = framer.recordsRead
             let frame: SMTPServerFramer.Frame?
             do {
                 frame = try framer.decode(buffer: &input)
@@ -188,9 +193,11 @@ final class SMTPServerSessionHandler: ChannelDuplexHandler, RemovableChannelHand
                 context.close(promise: nil)
                 return
             }
+            if framer.recordsRead != recordsBefore { recordRead = true }
             guard let frame, let action = machine?.frameReceived(frame) else { break }
             perform(action, context: context)
         }
+        if recordRead, !waitingForBackend { scheduleTimeout(context: context) }
         if input.readableBytes == 0 {
             input.clear()
         } else if input.readerIndex > 16 * 1024 {
@@ -199,7 +206,8 @@ final class SMTPServerSessionHandler: ChannelDuplexHandler, RemovableChannelHand
         flushIfNeeded(context: context)
     }
 
-    /// After a backend call: answer, decode what is buffered, read more.
+    /// After a backend call: answer (the next record's deadline starts), decode what is
+    /// buffered, read more.
     private func resume(context: ChannelHandlerContext) {
         guard !closing else { return }
         scheduleTimeout(context: context)
@@ -321,8 +329,8 @@ final class SMTPServerSessionHandler: ChannelDuplexHandler, RemovableChannelHand
             protocolName: message.protocolName,
             tls: message.tls,
             identity: identity,
-            mailFrom: message.reversePath.description,
-            recipients: message.recipients.map(\.description),
+            reversePath: message.reversePath,
+            recipients: message.recipients,
             eightBitMIME: message.parameters.body == .eightBitMIME,
             smtpUTF8: message.parameters.smtpUTF8,
             content: message.content
@@ -360,6 +368,8 @@ final class SMTPServerSessionHandler: ChannelDuplexHandler, RemovableChannelHand
 
     // MARK: Timeouts
 
+    /// Starts the deadline of the next record: the data timeout inside DATA or BDAT content,
+    /// the command timeout otherwise.
     private func scheduleTimeout(context: ChannelHandlerContext) {
         guard !closing else {
             cancelTimeout()
@@ -367,7 +377,7 @@ final class SMTPServerSessionHandler: ChannelDuplexHandler, RemovableChannelHand
         }
         let limits = configuration.limits
         let duration = machine?.isReceivingContent == true ? limits.dataTimeout : limits.commandTimeout
-        let newDeadline = NIODeadline.now() + TimeAmount(duration)
+        let newDeadline = context.eventLoop.now + TimeAmount(duration)
         deadline = newDeadline
         if let timerDeadline, timerDeadline <= newDeadline { return }
         armTimer(at: newDeadline, context: context)
@@ -397,7 +407,7 @@ final class SMTPServerSessionHandler: ChannelDuplexHandler, RemovableChannelHand
         timer = nil
         timerDeadline = nil
         guard !closing, let deadline else { return }
-        if deadline > NIODeadline.now() {
+        if deadline > context.eventLoop.now {
             armTimer(at: deadline, context: context)
             return
         }

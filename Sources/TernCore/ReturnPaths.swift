@@ -34,11 +34,6 @@ public struct ReturnPaths: Sendable {
     /// `bounces.` domains of the sending domains it has seen, when a token proves it).
     public var configuredDomains: Set<String> { Set(overrides.values) }
 
-    /// The VERP envelope sender of one recipient's copy.
-    public func bounceAddress(token: String, sendingDomain: String) -> String {
-        Self.bouncePrefix + token + "@" + domain(forSendingDomain: sendingDomain)
-    }
-
     /// The unsubscribe `mailto:` address of one recipient's copy.
     public func unsubscribeAddress(token: String, sendingDomain: String) -> String {
         Self.unsubscribePrefix + token + "@" + domain(forSendingDomain: sendingDomain)

@@ -4,13 +4,13 @@ import Foundation
 /// Two implementations (SQLite, PostgreSQL) pass one conformance suite.
 public protocol Store: DeliveryStore, EngagementStore, InboundStore, DomainStore, NodeStore {
     /// Commits every message (content, envelope, recipients, one `outbound` event per
-    /// recipient) durably in one transaction: all or nothing. Intake groups many
-    /// sessions' messages into one call so they share one fsync.
-    func commit(_ messages: [QueuedMessage]) async throws
-
-    /// The same as `commit(_:)`, reporting through `completion` (once, on any thread). The
-    /// group committer uses this form; a store that can write without a task per commit
-    /// overrides it. The default runs `commit(_:)` in a task.
+    /// recipient) durably in one transaction, all or nothing, then calls `completion` once,
+    /// on any thread. Intake's group committer puts many sessions' messages into one call so
+    /// they share one fsync.
+    ///
+    /// A completion rather than `async`: the SQLite store answers from its writer queue, so
+    /// a message goes from the session's event loop to the disk and back with no task and
+    /// no executor hop (the 250 waits on this).
     func commit(_ messages: [QueuedMessage], completion: @escaping @Sendable (Result<Void, any Error>) -> Void)
 
     /// Counters computed from the event rows in `range`.
@@ -19,30 +19,13 @@ public protocol Store: DeliveryStore, EngagementStore, InboundStore, DomainStore
     /// A stored message and its recipients.
     func message(_ id: MessageID) async throws -> StoredMessage?
 
-    /// The number of stored messages.
-    func messageCount() async throws -> Int
-
     func addCredential(_ credential: Credential) async throws
     func removeCredential(named name: String) async throws -> Bool
     func credential(named name: String) async throws -> Credential?
-    func credential(apiKeyID: String) async throws -> Credential?
     func credentials() async throws -> [Credential]
 
     /// Closes the store; pending writes are finished first.
     func close() async throws
-}
-
-extension Store {
-    public func commit(_ messages: [QueuedMessage], completion: @escaping @Sendable (Result<Void, any Error>) -> Void) {
-        Task {
-            do {
-                try await commit(messages)
-                completion(.success(()))
-            } catch {
-                completion(.failure(error))
-            }
-        }
-    }
 }
 
 /// A store error with a message safe to show to an operator.

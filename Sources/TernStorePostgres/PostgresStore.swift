@@ -63,10 +63,27 @@ public final class PostgresStore: Store {
     }
 
     /// Commits every message (content, envelope, links, recipients, one `outbound` event per
-    /// recipient) in one transaction: all or nothing. Recipients, links and events go in as
-    /// one `INSERT … SELECT FROM unnest(…)` each, whatever the number of messages.
-    public func commit(_ messages: [QueuedMessage]) async throws {
-        guard !messages.isEmpty else { return }
+    /// recipient) in one transaction: all or nothing. postgres-nio's client is async only, so
+    /// the transaction runs in a task: one per group the group committer hands over (it
+    /// hands over one at a time), not one per message.
+    public func commit(_ messages: [QueuedMessage], completion: @escaping @Sendable (Result<Void, any Error>) -> Void) {
+        guard !messages.isEmpty else {
+            completion(.success(()))
+            return
+        }
+        Task {
+            do {
+                try await insert(messages)
+                completion(.success(()))
+            } catch {
+                completion(.failure(error))
+            }
+        }
+    }
+
+    /// Recipients, links and events go in as one `INSERT … SELECT FROM unnest(…)` each,
+    /// whatever the number of messages.
+    private func insert(_ messages: [QueuedMessage]) async throws {
         var recipientIDs: [Int64] = []
         var recipientMessages: [Int64] = []
         var recipientPositions: [Int32] = []
@@ -233,14 +250,6 @@ public final class PostgresStore: Store {
             receivedAt: Date(millisecondsSince1970: receivedAt))
     }
 
-    /// The number of stored messages.
-    public func messageCount() async throws -> Int {
-        let rows = try await client.query("SELECT COUNT(*) FROM messages", logger: logger)
-        var count: Int64 = 0
-        for try await value in rows.decode(Int64.self) { count = value }
-        return Int(count)
-    }
-
     /// Adds a credential; a name already taken is `StoreError.duplicate`.
     public func addCredential(_ credential: Credential) async throws {
         let networks = credential.networks.map(\.description).joined(separator: ",")
@@ -271,12 +280,6 @@ public final class PostgresStore: Store {
     public func credential(named name: String) async throws -> Credential? {
         try await credentials(
             "SELECT \(unescaped: Self.credentialColumns) FROM credentials WHERE name = \(name)"
-        ).first
-    }
-
-    public func credential(apiKeyID: String) async throws -> Credential? {
-        try await credentials(
-            "SELECT \(unescaped: Self.credentialColumns) FROM credentials WHERE api_key_id = \(apiKeyID)"
         ).first
     }
 

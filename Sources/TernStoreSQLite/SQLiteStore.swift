@@ -49,15 +49,6 @@ public final class SQLiteStore: Store {
         self.contentReader = try ContentReader(path: path)
     }
 
-    public func commit(_ messages: [QueuedMessage]) async throws {
-        guard !messages.isEmpty else { return }
-        do {
-            try await pool.write { db in try Self.insert(messages, in: db) }
-        } catch {
-            throw storeError(error)
-        }
-    }
-
     /// Writes on the database's own writer queue and answers from there: no task and no
     /// executor hop per commit, which matters on intake's path to the 250.
     public func commit(_ messages: [QueuedMessage], completion: @escaping @Sendable (Result<Void, any Error>) -> Void) {
@@ -69,10 +60,6 @@ public final class SQLiteStore: Store {
         pool.asyncWrite({ db in try Self.insert(messages, in: db) }) { _, result in
             completion(result.mapError { Self.storeError($0, path: path) })
         }
-    }
-
-    private func storeError(_ error: any Error) -> any Error {
-        Self.storeError(error, path: path)
     }
 
     /// A full disk is `insufficientStorage` (the SMTP server answers 452); anything else as is.
@@ -187,10 +174,6 @@ public final class SQLiteStore: Store {
         }
     }
 
-    public func messageCount() async throws -> Int {
-        try await pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM messages") ?? 0 }
-    }
-
     public func addCredential(_ credential: Credential) async throws {
         try await pool.write { db in
             if try Bool.fetchOne(db, sql: "SELECT 1 FROM credentials WHERE name = ?", arguments: [credential.name]) != nil {
@@ -219,13 +202,6 @@ public final class SQLiteStore: Store {
     public func credential(named name: String) async throws -> Credential? {
         try await pool.read { db in
             try Row.fetchOne(db, sql: "SELECT * FROM credentials WHERE name = ?", arguments: [name]).map(Self.credential)
-        }
-    }
-
-    public func credential(apiKeyID: String) async throws -> Credential? {
-        try await pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM credentials WHERE api_key_id = ?", arguments: [apiKeyID])
-                .map(Self.credential)
         }
     }
 

@@ -58,6 +58,21 @@ struct SMTPCommandParserTests {
         #expect(try SMTPCommandParser.parseCommand(ByteBuffer(string: line)) == expected)
     }
 
+    /// Paths as a session parses them; the queue keeps their `description`, and delivery
+    /// takes it back with `init(validated:)` instead of parsing it again.
+    @Test(arguments: valid.map(\.0) + ["MAIL FROM:<\"a@b\"@c.example>", "RCPT TO:<\"@\"@[IPv6:2001:db8::1]>"])
+    func aParsedPathComesBackWholeFromItsDescription(line: String) throws {
+        switch try SMTPCommandParser.parseCommand(ByteBuffer(string: line)) {
+        case .mail(let reversePath, _):
+            #expect(SMTPReversePath(validated: reversePath.description) == reversePath)
+        case .rcpt(let forwardPath):
+            #expect(SMTPMailbox(validated: forwardPath.description) == forwardPath)
+            #expect(SMTPReversePath(validated: forwardPath.description) == .mailbox(forwardPath))
+        default:
+            break
+        }
+    }
+
     static let invalid: [(String, SMTPSyntaxError.Code)] = [
         ("", .unrecognizedCommand),
         ("FOO bar", .unrecognizedCommand),

@@ -173,6 +173,40 @@ struct SMTPServerFramerTests {
         #expect(try framer.decode(buffer: &buffer) == .lineTooLong)
         #expect(try framer.decode(buffer: &buffer) == .line(ByteBuffer(string: "NOOP")))
     }
+
+    /// Decodes until the framer needs more input; returns the records read whole meanwhile.
+    private func recordsRead(_ text: String, by framer: inout SMTPServerFramer, from buffer: inout ByteBuffer) throws -> Int {
+        let before = framer.recordsRead
+        buffer.writeString(text)
+        while try framer.decode(buffer: &buffer) != nil {}
+        return framer.recordsRead - before
+    }
+
+    /// What the session's per-record deadline counts: whole lines in command mode and in DATA,
+    /// `maxPartSize` octets of a BDAT chunk and its end; never the octets of a partial line.
+    @Test
+    func recordsAreWholeLinesAndChunkPieces() throws {
+        var framer = SMTPServerFramer(maxPartSize: 4)
+        var buffer = ByteBuffer()
+        #expect(try recordsRead("NOOP\r\nNO", by: &framer, from: &buffer) == 1)
+        #expect(try recordsRead("O", by: &framer, from: &buffer) == 0)
+        #expect(try recordsRead("P\r", by: &framer, from: &buffer) == 0)
+        #expect(try recordsRead("\n", by: &framer, from: &buffer) == 1)
+        #expect(try recordsRead(String(repeating: "z", count: 600), by: &framer, from: &buffer) == 0)
+        #expect(try recordsRead("\r\n", by: &framer, from: &buffer) == 1)
+
+        framer.mode = .data
+        #expect(try recordsRead("Subject: x\r\n\r\nlong", by: &framer, from: &buffer) == 2)
+        #expect(try recordsRead(" line with a bare \n and \r in it", by: &framer, from: &buffer) == 0)
+        #expect(try recordsRead("\r\n..dot\r\n.", by: &framer, from: &buffer) == 2)
+        #expect(try recordsRead("\r\n", by: &framer, from: &buffer) == 1)
+        #expect(framer.mode == .command(maxLineLength: 512))
+
+        framer.mode = .chunk(10)
+        #expect(try recordsRead("012", by: &framer, from: &buffer) == 0)
+        #expect(try recordsRead("3456", by: &framer, from: &buffer) == 1)
+        #expect(try recordsRead("789", by: &framer, from: &buffer) == 2)  // octets 4 to 7, and the end
+    }
 }
 
 /// Acts like a session for the verifier: after a `DATA` line it expects message content, after

@@ -600,6 +600,6 @@ struct SMTPClientTernServerTests {
         let messages = backend.messages.withLock { $0 }
         #expect(messages.count == 3)
         #expect(messages.first.map { String(buffer: $0.content) } == dottedBody + "\r\n")
-        #expect(messages.first?.recipients == ["r0@d.test", "s0@d.test"])
+        #expect(messages.first?.recipients.map(\.description) == ["r0@d.test", "s0@d.test"])
     }
 }

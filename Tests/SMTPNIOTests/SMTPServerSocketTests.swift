@@ -1,3 +1,4 @@
+import Dispatch
 import Logging
 import NIOCore
 import NIOPosix
@@ -22,11 +23,14 @@ final class MemoryBackend: SMTPServerBackend {
         return username == "alice" && password == "secret" ? SMTPIdentity(credentialName: "alice", method: .authPlain) : nil
     }
 
-    func commit(_ message: SMTPReceivedMessage) async throws -> String {
-        try await Task.sleep(for: commitDelay)
-        return messages.withLock { messages in
-            messages.append(message)
-            return "Q\(messages.count)"
+    /// Answers after `commitDelay`, from another thread, as a store's writer would.
+    func commit(_ message: SMTPReceivedMessage, completion: @escaping @Sendable (Result<String, any Error>) -> Void) {
+        DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(Int(commitDelay / .nanoseconds(1)))) {
+            let queueID = self.messages.withLock { messages in
+                messages.append(message)
+                return "Q\(messages.count)"
+            }
+            completion(.success(queueID))
         }
     }
 }
@@ -114,8 +118,8 @@ struct SMTPServerSocketTests {
             }
         }
         let message = try #require(backend.messages.withLock { $0.first })
-        #expect(message.mailFrom == "a@b.example")
-        #expect(message.recipients == ["r1@d.example", "r2@d.example"])
+        #expect(message.reversePath == .mailbox(SMTPMailbox(localPart: "a", domain: "b.example")))
+        #expect(message.recipients == [SMTPMailbox(localPart: "r1", domain: "d.example"), SMTPMailbox(localPart: "r2", domain: "d.example")])
         #expect(message.identity?.credentialName == "alice")
         #expect(message.protocolName == "ESMTPA")
         #expect(String(buffer: message.content) == "Subject: hi\r\n\r\n.dot\r\n")

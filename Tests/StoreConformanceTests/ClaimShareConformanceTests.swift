@@ -14,14 +14,14 @@ import TernCore
         var retryIDs: Set<RecipientID> = []
         if retries > 0 {
             let backlog = sampleMessage(recipients: retries, at: t0)
-            try await store.commit([backlog])
+            try await store.commitAndWait([backlog])
             try await store.record(backlog.recipients.map {
                 RecipientOutcome(recipientID: $0.id, messageID: backlog.id, kind: .deferred(nextAttemptAt: t0.addingTimeInterval(1)), at: t0)
             })
             retryIDs = Set(backlog.recipients.map(\.id))
         }
         let fresh = (0..<new).map { _ in sampleMessage(recipients: 1, at: t0.addingTimeInterval(10)) }
-        try await store.commit(fresh)
+        try await store.commitAndWait(fresh)
         return (Set(fresh.flatMap { $0.recipients.map(\.id) }), retryIDs)
     }
 
@@ -106,7 +106,7 @@ import TernCore
     func retriesComeEarliestDueFirst(_ factory: StoreFactory) async throws {
         try await factory.withStore { store in
             let backlog = sampleMessage(recipients: 6, at: t0)
-            try await store.commit([backlog])
+            try await store.commitAndWait([backlog])
             try await store.record(backlog.recipients.enumerated().map { index, recipient in
                 RecipientOutcome(
                     recipientID: recipient.id, messageID: backlog.id,

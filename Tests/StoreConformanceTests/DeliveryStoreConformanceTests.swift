@@ -10,7 +10,7 @@ import TernCore
     func claimsDueRecipientsOnceUntilTheLeaseExpires(_ factory: StoreFactory) async throws {
         try await factory.withStore { store in
             let message = sampleMessage(recipients: 3, at: t0)
-            try await store.commit([message])
+            try await store.commitAndWait([message])
             let claimed = try await store.claimDueRecipients(now: t0, limit: 2, node: "a", leaseUntil: t0.addingTimeInterval(60))
             #expect(claimed.count == 2)
             #expect(claimed.allSatisfy { $0.messageID == message.id && $0.mailFrom == "sender@example.com" && $0.attempts == 0 })
@@ -29,7 +29,7 @@ import TernCore
     func leasesAreRenewedAndReleased(_ factory: StoreFactory) async throws {
         try await factory.withStore { store in
             let message = sampleMessage(recipients: 2, at: t0)
-            try await store.commit([message])
+            try await store.commitAndWait([message])
             let claimed = try await store.claimDueRecipients(now: t0, limit: 10, node: "a", leaseUntil: t0.addingTimeInterval(60))
             #expect(claimed.count == 2)
             // Renewed by its holder: still held after the first expiry.
@@ -51,7 +51,7 @@ import TernCore
     func outcomesAreFinalOnceAndCounted(_ factory: StoreFactory) async throws {
         try await factory.withStore { store in
             let message = sampleMessage(recipients: 4, at: t0)
-            try await store.commit([message])
+            try await store.commitAndWait([message])
             let ids = message.recipients.map(\.id)
             let later = t0.addingTimeInterval(300)
             try await store.record([
@@ -82,7 +82,7 @@ import TernCore
     func outcomesForOneRecipientInOneBatchApplyInOrder(_ factory: StoreFactory) async throws {
         try await factory.withStore { store in
             let message = sampleMessage(recipients: 2, at: t0)
-            try await store.commit([message])
+            try await store.commitAndWait([message])
             let (first, second) = (message.recipients[0].id, message.recipients[1].id)
             let later = t0.addingTimeInterval(60)
             try await store.record([
@@ -104,7 +104,7 @@ import TernCore
         try await factory.withStore { store in
             let first = sampleMessage(recipients: 2, at: t0)
             let second = sampleMessage(recipients: 1, at: t0)
-            try await store.commit([first, second])
+            try await store.commitAndWait([first, second])
             let future = t0.addingTimeInterval(3600)
             try await store.record(first.recipients.map {
                 RecipientOutcome(recipientID: $0.id, messageID: first.id, kind: .deferred(nextAttemptAt: future), at: t0)
@@ -160,7 +160,7 @@ import TernCore
         try await factory.withStore { store in
             var message = sampleMessage(recipients: 1, at: t0)
             message.fromDomain = "news.example"
-            try await store.commit([message])
+            try await store.commitAndWait([message])
             let claimed = try await store.claimDueRecipients(now: t0, limit: 10, node: "a", leaseUntil: t0.addingTimeInterval(60))
             #expect(claimed.map(\.fromDomain) == ["news.example"])
         }
@@ -176,7 +176,7 @@ import TernCore
     func contentIsReadBack(_ factory: StoreFactory) async throws {
         try await factory.withStore { store in
             let message = sampleMessage()
-            try await store.commit([message])
+            try await store.commitAndWait([message])
             #expect(try await store.content(of: message.id) == message.content)
             #expect(try await store.content(of: .random()) == nil)
         }
@@ -188,7 +188,7 @@ import TernCore
             var message = sampleMessage()
             // Larger than a page and not a multiple of the piece size.
             message.content = (0..<200_003).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 8) }
-            try await store.commit([message])
+            try await store.commitAndWait([message])
             var read: [UInt8] = []
             while true {
                 let piece = try await store.readContent(of: message.id, offset: read.count, maxLength: 65_536)
@@ -216,7 +216,7 @@ struct PostgresConcurrentClaimTests {
         let t0 = self.t0
         try await PostgresTestServer.withStore { store in
             let messages = (0..<50).map { _ in sampleMessage(recipients: 10, at: t0) }
-            try await store.commit(messages)
+            try await store.commitAndWait(messages)
             let claims = try await withThrowingTaskGroup(of: [RecipientID].self) { group in
                 for node in 0..<8 {
                     group.addTask {
@@ -247,7 +247,7 @@ struct PostgresConcurrentClaimTests {
             let message = sampleMessage(recipients: 3, at: t0)
             let claimedByA = try await PostgresTestServer.withRunningStore(url: url) { a async throws in
                 try await a.migrate()
-                try await a.commit([message])
+                try await a.commitAndWait([message])
                 return try await a.claimDueRecipients(now: t0, limit: 10, node: "a", leaseUntil: t0.addingTimeInterval(60)).map(\.id)
             }
             #expect(Set(claimedByA) == Set(message.recipients.map(\.id)))

@@ -17,7 +17,7 @@ import TernCore
     func linksAreStoredOncePerMessageInOrder(_ factory: StoreFactory) async throws {
         try await factory.withStore { store in
             let message = trackedMessage()
-            try await store.commit([message, sampleMessage()])
+            try await store.commitAndWait([message, sampleMessage()])
             #expect(try await store.links(of: message.id) == message.links)
             #expect(try await store.links(of: .random()).isEmpty)
         }
@@ -27,7 +27,7 @@ import TernCore
     func opensClicksAndUniqueAndHumanCounters(_ factory: StoreFactory) async throws {
         try await factory.withStore { store in
             let message = trackedMessage()
-            try await store.commit([message])
+            try await store.commitAndWait([message])
             let (first, second) = (message.recipients[0].id, message.recipients[1].id)
             func event(_ type: EventType, _ recipient: RecipientID, machine: Bool, at offset: TimeInterval) -> EngagementEvent {
                 EngagementEvent(
@@ -53,7 +53,7 @@ import TernCore
     func unsubscribeSuppressesForTheSendingDomainOnce(_ factory: StoreFactory) async throws {
         try await factory.withStore { store in
             let message = trackedMessage()
-            try await store.commit([message])
+            try await store.commitAndWait([message])
             let recipient = message.recipients[1]
             let unsubscribe = EngagementEvent(
                 type: .unsubscribe, messageID: message.id, recipientID: recipient.id, at: t0, details: EngagementDetails(method: "one-click"))
@@ -73,7 +73,7 @@ import TernCore
     func timelineListsEveryEventOfTheMessageInOrder(_ factory: StoreFactory) async throws {
         try await factory.withStore { store in
             let message = trackedMessage()
-            try await store.commit([message, sampleMessage()])
+            try await store.commitAndWait([message, sampleMessage()])
             let recipient = message.recipients[0].id
             try await store.record([
                 RecipientOutcome(recipientID: recipient, messageID: message.id, kind: .sent, at: t0.addingTimeInterval(1), details: ["remote_host": "mx.example.net"])
@@ -96,7 +96,7 @@ import TernCore
     func aLargeBatchIsStoredInOrder(_ factory: StoreFactory) async throws {
         try await factory.withStore { store in
             let message = trackedMessage()
-            try await store.commit([message, sampleMessage()])
+            try await store.commitAndWait([message, sampleMessage()])
             let (first, second) = (message.recipients[0].id, message.recipients[1].id)
             var batch: [EngagementEvent] = []
             var expected: [String] = []

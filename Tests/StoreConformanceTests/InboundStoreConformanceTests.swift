@@ -16,7 +16,7 @@ import TernCore
     func reportsArePendingUntilReadOnce(_ factory: StoreFactory) async throws {
         try await factory.withStore { store in
             let sent = sampleMessage(recipients: 2, at: t0)
-            try await store.commit([sent])
+            try await store.commitAndWait([sent])
             let report = arrival(.report, at: t0)
             let inbound = arrival(.inbound, url: "http://127.0.0.1:9/hook", at: t0, to: ["help@support.example"])
             try await store.commitInbound([report, inbound])
@@ -61,7 +61,7 @@ import TernCore
             let rounds = 8
             for _ in 0..<rounds {
                 let sent = sampleMessage(recipients: 3, at: t0)
-                for store in stores.prefix(1) { try await store.commit([sent]) }
+                for store in stores.prefix(1) { try await store.commitAndWait([sent]) }
                 let events = sent.recipients.map { recipient in
                     ReportEvent(
                         type: .failed, messageID: sent.id, recipientID: recipient.id, at: t0, details: ["async": "true"])
@@ -96,7 +96,7 @@ import TernCore
         try await factory.withStore { store in
             var sent = sampleMessage(recipients: 1, at: t0)
             sent.fromDomain = "news.example"
-            try await store.commit([sent])
+            try await store.commitAndWait([sent])
             let recipient = sent.recipients[0]
             let event = ReportEvent(
                 type: .unsubscribe, messageID: sent.id, recipientID: recipient.id, at: t0, details: ["method": "mailto"])
@@ -154,7 +154,7 @@ import TernCore
             var older = sampleMessage(recipients: 2, at: t0, header: "<shared@example.com>")
             older.fromDomain = "example.com"
             let newer = sampleMessage(recipients: 1, at: t0, header: "<shared@example.com>")
-            try await store.commit([older, sampleMessage(recipients: 1, at: t0), newer])
+            try await store.commitAndWait([older, sampleMessage(recipients: 1, at: t0), newer])
             let found = try await store.recipients(messageIDHeader: "<shared@example.com>", limit: 10)
             #expect(Set(found.map(\.id)) == Set((older.recipients + newer.recipients).map(\.id)))
             #expect(found.first(where: { $0.messageID == older.id })?.fromDomain == "example.com")

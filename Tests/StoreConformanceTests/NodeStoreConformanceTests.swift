@@ -62,7 +62,7 @@ import TernCore
         try await factory.withStore { store in
             let now = Date()
             let message = sampleMessage(recipients: 6, at: now.addingTimeInterval(-60))
-            try await store.commit([message])
+            try await store.commitAndWait([message])
             for id in ["a", "b", "c"] { try await store.heartbeat(node(id, at: now)) }
             let held = try await store.claimDueRecipients(now: now, limit: 3, node: "a", leaseUntil: now.addingTimeInterval(3600))
             #expect(held.count == 3)
@@ -82,7 +82,7 @@ import TernCore
     func deliveriesAreCountedForTheNodeTheirEventsNameSinceTheTimeAsked(_ factory: StoreFactory) async throws {
         try await factory.withStore { store in
             let message = sampleMessage(recipients: 7, at: t0)
-            try await store.commit([message])
+            try await store.commitAndWait([message])
             try await store.heartbeat(node("a", at: t0))
             try await store.heartbeat(node("b", at: t0))
             let ids = message.recipients.map(\.id)
@@ -115,7 +115,7 @@ import TernCore
         try await factory.withStore { store in
             let now = Date()
             let message = sampleMessage(recipients: 3, at: now.addingTimeInterval(-60))
-            try await store.commit([message])
+            try await store.commitAndWait([message])
             try await store.heartbeat(node("a", at: now))
             try await store.heartbeat(node("b", at: now))
             let held = try await store.claimDueRecipients(now: now, limit: 2, node: "a", leaseUntil: now.addingTimeInterval(3600))

@@ -47,7 +47,7 @@ struct PostgresMigrationTests {
             let message = sampleMessage()
             try await PostgresTestServer.withRunningStore(url: url) { store async throws in
                 try await store.migrate()
-                try await store.commit([message])
+                try await store.commitAndWait([message])
             }
             try await PostgresTestServer.withRunningStore(url: url) { store async throws in
                 try await store.migrate()
@@ -70,7 +70,7 @@ struct PostgresMigrationTests {
                 content: Array("Subject: x\r\n\r\nbody\r\n".utf8))
             let leased = try await PostgresTestServer.withRunningStore(url: url) { store async throws in
                 #expect(try await store.migrate(upTo: first) == [first])
-                try await store.commit([message])
+                try await store.commitAndWait([message])
                 try await store.commitInbound([arrival])
                 return try await store.claimDueRecipients(now: now, limit: 2, node: "a", leaseUntil: now.addingTimeInterval(3600))
             }

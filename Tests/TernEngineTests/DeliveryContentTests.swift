@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import NIOCore
+import SMTPCore
 import SMTPNIO
 import Synchronization
 import Testing
@@ -60,7 +61,7 @@ import TernStoreSQLite
             id: .random(), messageIDHeader: "<c@t>", mailFrom: "from@example.com",
             recipients: [QueuedRecipient(id: .random(), address: "to@example.net")], content: bytes,
             credential: nil, clientIP: nil, receivedAt: Date(), eightBitMIME: false, smtpUTF8: false)
-        try await store.commit([message])
+        try await store.commitAndWait([message])
         let content = DeliveryContent.stored(message.id, size: bytes.count, in: store)
         #expect(try await collect(content, pieceSize: DeliveryContent.defaultPieceSize) == bytes)
         let missing = DeliveryContent.stored(.random(), size: 10, in: store)
@@ -84,9 +85,10 @@ import TernStoreSQLite
             hostname: "mx.test", logger: Logger(label: "test"))
         let received = SMTPReceivedMessage(
             clientAddress: nil, heloName: "client.test", protocolName: "ESMTP", tls: false, identity: nil,
-            mailFrom: "from@example.com", recipients: ["to@example.net"], eightBitMIME: declared, smtpUTF8: false,
+            reversePath: .mailbox(SMTPMailbox(localPart: "from", domain: "example.com")),
+            recipients: [SMTPMailbox(localPart: "to", domain: "example.net")], eightBitMIME: declared, smtpUTF8: false,
             content: ByteBuffer(string: text))
-        #expect(intake.queuedMessage(received, now: Date()).eightBitMIME == expected)
+        #expect(intake.prepared(received, now: Date()).message.eightBitMIME == expected)
         try await store.close()
     }
 }

@@ -14,7 +14,7 @@ final class ScriptedTransport: DeliveryTransport {
     let envelopes = Mutex<[(mailFrom: String, recipients: [String])]>([])
 
     func deliver(_ request: DeliveryRequest) async -> [RecipientID: TransportOutcome] {
-        envelopes.withLock { $0.append((request.mailFrom, request.recipients.map(\.address))) }
+        envelopes.withLock { $0.append((request.reversePath.description, request.recipients.map(\.address))) }
         var outcomes: [RecipientID: TransportOutcome] = [:]
         for recipient in request.recipients {
             let count = attempts.withLock { map -> Int in
@@ -47,7 +47,7 @@ final class ScriptedTransport: DeliveryTransport {
             },
             content: Array("Subject: x\r\n\r\nbody\r\n".utf8), credential: nil, clientIP: nil, receivedAt: Date(),
             eightBitMIME: false, smtpUTF8: false)
-        try await store.commit([message])
+        try await store.commitAndWait([message])
 
         let transport = ScriptedTransport()
         let configuration = DeliveryService.Configuration(
@@ -125,7 +125,7 @@ final class SlowTransport: DeliveryTransport {
             recipients: [QueuedRecipient(id: .random(), address: "ok@example.net")],
             content: Array("Subject: x\r\n\r\nbody\r\n".utf8), credential: nil, clientIP: nil, receivedAt: Date(),
             eightBitMIME: false, smtpUTF8: false)
-        try await store.commit([message])
+        try await store.commitAndWait([message])
         let transport = SlowTransport(delay: .milliseconds(500))
         let service = DeliveryService(
             store: store, transport: transport, configuration: DeliveryService.Configuration(node: "test", pollInterval: .milliseconds(50)),
@@ -155,7 +155,7 @@ final class SlowTransport: DeliveryTransport {
             recipients: ["ok@example.net", "ok@example.org", "ok@example.com"].map { QueuedRecipient(id: .next(), address: $0) },
             content: Array("Subject: x\r\n\r\nbody\r\n".utf8), credential: nil, clientIP: nil, receivedAt: Date(),
             eightBitMIME: false, smtpUTF8: false, fromDomain: "news.example")
-        try await store.commit([message])
+        try await store.commitAndWait([message])
         let keys = try TrackingKeys(secrets: [[UInt8](repeating: 9, count: 32)])
         let transport = ScriptedTransport()
         // Set after the initialiser, as `tern serve` does.
@@ -232,7 +232,7 @@ final class LostLeaseStore: DeliveryStore {
             recipients: [QueuedRecipient(id: .random(), address: "ok@example.net")],
             content: Array("Subject: x\r\n\r\nbody\r\n".utf8), credential: nil, clientIP: nil, receivedAt: Date(),
             eightBitMIME: false, smtpUTF8: false)
-        try await base.commit([message])
+        try await base.commitAndWait([message])
         let store = LostLeaseStore(base)
         let transport = ScriptedTransport()
         // One recipient in the active set: the second copy of the claim is one too many.

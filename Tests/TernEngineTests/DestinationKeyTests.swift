@@ -90,7 +90,7 @@ final class SharedHostsTransport: DeliveryTransport {
                 }
             }
             // First sight of the domains: keyed by domain, so one request each; their keys are looked up.
-            try await store.commit([message(["one@a.test", "two@b.test"])])
+            try await store.commitAndWait([message(["one@a.test", "two@b.test"])])
             try await waitFor(sent: 2)
             let deadline = ContinuousClock.now + .seconds(10)
             while ContinuousClock.now < deadline, transport.keyLookups.withLock({ Set($0) }) != ["a.test", "b.test"] {
@@ -98,7 +98,7 @@ final class SharedHostsTransport: DeliveryTransport {
             }
             try await Task.sleep(for: .milliseconds(100))
             // Now both domains are one destination: one request for both.
-            try await store.commit([message(["three@a.test", "four@b.test"])])
+            try await store.commitAndWait([message(["three@a.test", "four@b.test"])])
             try await waitFor(sent: 4)
             group.cancelAll()
         }

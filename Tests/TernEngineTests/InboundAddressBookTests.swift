@@ -89,8 +89,9 @@ import TernStoreSQLite
         let verp = "b-" + Self.keys.addressToken(Self.bounce) + "@bounces.news.example"
         let received = SMTPReceivedMessage(
             clientAddress: try SocketAddress(ipAddress: "192.0.2.9", port: 4000), heloName: "mta.example.net",
-            protocolName: "ESMTP", tls: false, identity: nil, mailFrom: "",
-            recipients: [verp, "support@example.org", "fbl@rp.example.com", "other@example.org", "nobody@else.example"],
+            protocolName: "ESMTP", tls: false, identity: nil, reversePath: .null,
+            recipients: [verp, "support@example.org", "fbl@rp.example.com", "other@example.org", "nobody@else.example", "Postmaster"]
+                .map(SMTPMailbox.init(validated:)),
             eightBitMIME: false, smtpUTF8: false, content: ByteBuffer(string: "Subject: hi\r\n\r\nbody\r\n"))
         let messages = intake.inboundMessages(received, now: Date(timeIntervalSince1970: 1_800_000_000))
         #expect(messages.map(\.purpose) == [.report, .inbound, .inbound])
@@ -114,14 +115,15 @@ import TernStoreSQLite
                 queuedAt: Date(), nextAttemptAt: Date(), eightBitMIME: false, smtpUTF8: false, size: 10, fromDomain: fromDomain)
         }
         let token = Self.keys.addressToken(Self.bounce)
-        #expect(verp.envelopeSender(for: due("app@news.example", fromDomain: "news.example")) == "b-\(token)@rp.news.example")
-        #expect(verp.envelopeSender(for: due("app@shop.example", fromDomain: "shop.example")) == "b-\(token)@bounces.shop.example")
+        #expect(verp.envelopeSender(for: due("app@news.example", fromDomain: "news.example"))
+            == .mailbox(SMTPMailbox(localPart: "b-\(token)", domain: "rp.news.example")))
+        #expect(verp.envelopeSender(for: due("app@shop.example", fromDomain: "shop.example")).description == "b-\(token)@bounces.shop.example")
         // No From domain: the envelope's domain.
-        #expect(verp.envelopeSender(for: due("app@Env.Example", fromDomain: "")) == "b-\(token)@bounces.env.example")
+        #expect(verp.envelopeSender(for: due("app@Env.Example", fromDomain: "")).description == "b-\(token)@bounces.env.example")
         // The null reverse path stays null; one without a domain stays as it is.
-        #expect(verp.envelopeSender(for: due("", fromDomain: "news.example")) == "")
-        #expect(verp.envelopeSender(for: due("postmaster", fromDomain: "")) == "postmaster")
+        #expect(verp.envelopeSender(for: due("", fromDomain: "news.example")) == .null)
+        #expect(verp.envelopeSender(for: due("postmaster", fromDomain: "")) == .mailbox(SMTPMailbox(localPart: "postmaster", domain: nil)))
         #expect(InboundAddressBook(keys: Self.keys, returnPathDomains: [], feedbackAddresses: [], routes: [])
-            .destination(of: verp.envelopeSender(for: due("app@news.example", fromDomain: "news.example"))) == .bounce(Self.bounce))
+            .destination(of: verp.envelopeSender(for: due("app@news.example", fromDomain: "news.example")).description) == .bounce(Self.bounce))
     }
 }

@@ -33,7 +33,7 @@ import TernStoreSQLite
             recipients: recipients.map { QueuedRecipient(id: .next(), address: $0) },
             content: Array("Subject: x\r\n\r\nbody\r\n".utf8), credential: "app", clientIP: nil, receivedAt: at,
             eightBitMIME: false, smtpUTF8: false, fromDomain: "shop.example")
-        try await store.commit([message])
+        try await store.commitAndWait([message])
         return World(store: store, reader: ReportReader(keys: Self.keys, addresses: book, store: store), message: message, folder: folder)
     }
 

@@ -348,7 +348,7 @@ struct SMTPConnectionReuseSocketTests {
             id: .random(), messageID: message, address: "\(local)@d.test", mailFrom: "sender@tern.test", attempts: 0,
             queuedAt: Date(), nextAttemptAt: Date(), eightBitMIME: false, smtpUTF8: false, size: 30)
         return DeliveryRequest(
-            messageID: message, mailFrom: "sender@tern.test", destination: "d.test", recipients: [recipient],
+            messageID: message, reversePath: .mailbox(SMTPMailbox(localPart: "sender", domain: "tern.test")), destination: "d.test", recipients: [recipient],
             content: .bytes(Array("Subject: reuse\r\n\r\nHello\r\n".utf8)), eightBitMIME: false, smtpUTF8: false)
     }
 

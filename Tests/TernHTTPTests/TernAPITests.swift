@@ -21,7 +21,7 @@ import TernStoreSQLite
         let (credential, issued) = try Credential.issue(name: "app", networks: [], hasher: SecretHasher(rounds: 1 << 10))
         try await store.addCredential(credential)
         let base = Date(timeIntervalSince1970: 1_800_000_000)
-        try await store.commit([
+        try await store.commitAndWait([
             QueuedMessage(
                 id: .random(), messageIDHeader: "<1@t>", mailFrom: "a@x.test",
                 recipients: [QueuedRecipient(id: .random(), address: "b@y.test"), QueuedRecipient(id: .random(), address: "c@y.test")],

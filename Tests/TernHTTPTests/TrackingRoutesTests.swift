@@ -44,7 +44,7 @@ import TernStoreSQLite
             content: Array("Subject: hi\r\n\r\nbody\r\n".utf8), credential: "app", clientIP: nil, receivedAt: Date(),
             eightBitMIME: false, smtpUTF8: false, fromDomain: "news.example",
             links: ["https://shop.example/a?x=1&y=2", "http://shop.example/b"])
-        try await store.commit([message])
+        try await store.commitAndWait([message])
         let keys = try TrackingKeys(secrets: [Self.secret])
         let recorder = EngagementRecorder(store: store, logger: Logger(label: "test"))
         let routes = TrackingRoutes(

@@ -49,7 +49,9 @@ for _ in 0..<10 {
         content: Array("Subject: news\r\n\r\n<p>hello</p>\r\n".utf8), credential: "app", clientIP: "127.0.0.1",
         receivedAt: Date(), eightBitMIME: false, smtpUTF8: false, fromDomain: "news.example",
         links: ["https://shop.example/spring-sale?utm_source=newsletter&utm_medium=email"])
-    try await store.commit([message])
+    try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+        store.commit([message]) { continuation.resume(with: $0) }
+    }
     recipients += message.recipients.map { (id, $0.id) }
 }
 

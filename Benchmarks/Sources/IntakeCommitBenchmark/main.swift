@@ -26,6 +26,13 @@ try FileManager.default.createDirectory(at: directory, withIntermediateDirectori
 defer { try? FileManager.default.removeItem(at: directory) }
 let store = try SQLiteStore(path: directory.appendingPathComponent("tern.sqlite").path)
 
+/// The store's one commit form, as intake's group committer calls it.
+func commit(_ messages: [QueuedMessage]) async throws {
+    try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+        store.commit(messages) { continuation.resume(with: $0) }
+    }
+}
+
 var targets: [(MessageID, RecipientID)] = []
 for _ in 0..<10 {
     let id = MessageID.random()
@@ -34,7 +41,7 @@ for _ in 0..<10 {
         recipients: (0..<100).map { QueuedRecipient(id: .random(), address: "reader\($0)@example.net") },
         content: Array("Subject: news\r\n\r\n<p>hello</p>\r\n".utf8), credential: "app", clientIP: "127.0.0.1",
         receivedAt: Date(), eightBitMIME: false, smtpUTF8: false, fromDomain: "news.example")
-    try await store.commit([message])
+    try await commit([message])
     targets += message.recipients.map { (id, $0.id) }
 }
 let recipients = targets
@@ -71,7 +78,7 @@ func commitLatencies(_ count: Int) async throws -> [Double] {
     for _ in 0..<count {
         let next = message()
         let start = ContinuousClock.now
-        try await store.commit([next])
+        try await commit([next])
         latencies.append(milliseconds(ContinuousClock.now - start))
     }
     return latencies.sorted()

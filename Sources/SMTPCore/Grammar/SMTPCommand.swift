@@ -67,6 +67,17 @@ public struct SMTPMailbox: Sendable, Hashable, CustomStringConvertible {
         self.domain = domain
     }
 
+    /// The mailbox whose `description` this is, for a mailbox parsed once already and kept as
+    /// text (in the queue): split at the last `@`, not parsed again. Exact, since neither a
+    /// domain nor an address literal holds an `@`.
+    public init(validated address: String) {
+        guard let at = address.lastIndex(of: "@") else {
+            self.init(localPart: address, domain: nil)
+            return
+        }
+        self.init(localPart: String(address[..<at]), domain: String(address[address.index(after: at)...]))
+    }
+
     /// `local@domain`, as used in envelopes.
     public var description: String {
         if let domain { "\(localPart)@\(domain)" } else { localPart }
@@ -85,6 +96,12 @@ public enum SMTPReversePath: Sendable, Hashable, CustomStringConvertible {
     /// `<>`: no bounces (used by bounces themselves).
     case null
     case mailbox(SMTPMailbox)
+
+    /// The reverse path whose `description` this is, parsed once already: the empty string
+    /// is the null path, anything else `SMTPMailbox(validated:)`.
+    public init(validated address: String) {
+        self = address.isEmpty ? .null : .mailbox(SMTPMailbox(validated: address))
+    }
 
     /// The address, or the empty string for the null path.
     public var description: String {

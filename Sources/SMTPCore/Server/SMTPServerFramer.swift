@@ -69,6 +69,7 @@ public struct SMTPServerFramer: NIOSingleStepByteToMessageDecoder {
                 if oldValue != .data { resetDataState() }
                 discardingLongLine = false
             case .chunk:
+                if case .chunk = oldValue {} else { chunkRecordLength = 0 }
                 discardingLongLine = false
             }
         }
@@ -77,7 +78,15 @@ public struct SMTPServerFramer: NIOSingleStepByteToMessageDecoder {
     public let maxTextLineLength: Int
     public let maxPartSize: Int
 
+    /// Records read whole so far (wrapping): a command line (too long or not), a DATA line
+    /// (the final `.` line included), or `maxPartSize` octets of a BDAT chunk and the chunk's
+    /// end. The session's timeouts are deadlines per record, as Postfix's
+    /// `smtpd_per_record_deadline`: a record must arrive whole in time, however its octets trickle.
+    public private(set) var recordsRead = 0
+
     private var commandLineLimit: Int
+    /// Octets of the current BDAT chunk since its last record.
+    private var chunkRecordLength = 0
     private var discardingLongLine = false
     private var atLineStart = true
     private var lineLength = 0
@@ -121,6 +130,7 @@ public struct SMTPServerFramer: NIOSingleStepByteToMessageDecoder {
                 if let crlf = Self.firstCRLF(in: buffer, limit: buffer.readableBytes) {
                     buffer.moveReaderIndex(forwardBy: crlf + 2)
                     discardingLongLine = false
+                    recordsRead &+= 1
                     return .lineTooLong
                 }
                 buffer.moveReaderIndex(forwardBy: Self.lengthKeepingTrailingCR(buffer))
@@ -129,6 +139,7 @@ public struct SMTPServerFramer: NIOSingleStepByteToMessageDecoder {
             if let crlf = Self.firstCRLF(in: buffer, limit: min(buffer.readableBytes, maxLineLength)) {
                 guard let line = buffer.readSlice(length: crlf) else { return nil }
                 buffer.moveReaderIndex(forwardBy: 2)
+                recordsRead &+= 1
                 let hasBareLineEnding = line.readableBytesView.contains { $0 == UInt8(ascii: "\r") || $0 == UInt8(ascii: "\n") }
                 return hasBareLineEnding ? .bareLineEnding : .line(line)
             }
@@ -188,6 +199,7 @@ public struct SMTPServerFramer: NIOSingleStepByteToMessageDecoder {
                     guard let third = buffer.getInteger(at: start + 2, as: UInt8.self) else { return nil }
                     if third == UInt8(ascii: "\n") {
                         buffer.moveReaderIndex(forwardBy: 3)
+                        recordsRead &+= 1
                         let flags = dataFlags
                         resetDataState()
                         mode = .command(maxLineLength: commandLineLimit)
@@ -205,6 +217,7 @@ public struct SMTPServerFramer: NIOSingleStepByteToMessageDecoder {
         var lineLength = self.lineLength
         var flags = self.dataFlags
         var nextAtLineStart = false
+        var linesEnded = 0
         let maxText = maxTextLineLength
         let partLength: Int = buffer.withUnsafeReadableBytes { bytes in
             let available = bytes.count
@@ -218,6 +231,7 @@ public struct SMTPServerFramer: NIOSingleStepByteToMessageDecoder {
                         lineLength += 2
                         if lineLength > maxText { flags.sawLongLine = true }
                         lineLength = 0
+                        linesEnded += 1
                         index += 2
                         // Continue in this part unless the next line may need unstuffing or end the data.
                         if index < available, index < scanLimit, bytes[index] != UInt8(ascii: ".") {
@@ -237,6 +251,7 @@ public struct SMTPServerFramer: NIOSingleStepByteToMessageDecoder {
         }
         self.lineLength = lineLength
         self.dataFlags = flags
+        self.recordsRead &+= linesEnded
         self.atLineStart = nextAtLineStart
         guard partLength > 0, let part = buffer.readSlice(length: partLength) else {
             return nil // a dropped stuffing period, or a CR waiting for its next octet
@@ -249,10 +264,17 @@ public struct SMTPServerFramer: NIOSingleStepByteToMessageDecoder {
     private mutating func decodeChunk(buffer: inout ByteBuffer, remaining: Int) -> Frame? {
         if remaining <= 0 {
             mode = .command(maxLineLength: commandLineLimit)
+            chunkRecordLength = 0
+            recordsRead &+= 1
             return .chunkEnd
         }
         let length = min(remaining, buffer.readableBytes, maxPartSize)
         guard length > 0, let part = buffer.readSlice(length: length) else { return nil }
+        chunkRecordLength += length
+        if chunkRecordLength >= maxPartSize {
+            chunkRecordLength -= maxPartSize
+            recordsRead &+= 1
+        }
         mode = .chunk(remaining - length)
         return .chunkPart(part)
     }

@@ -1,6 +1,7 @@
 import Foundation
 public import Logging
 public import ServiceLifecycle
+import SMTPCore
 public import TernCore
 
 /// Postfix's qmgr + smtp(8) loop: claims due recipients from the store, lets the
@@ -274,12 +275,12 @@ public struct DeliveryService: Service {
         func request(for job: DeliveryJob) -> DeliveryRequest? {
             let recipients = job.recipients.compactMap { held[$0] }
             guard let first = recipients.first else { return nil }
-            var mailFrom = first.mailFrom
+            var reversePath = SMTPReversePath(validated: first.mailFrom)
             if let returnPath = configuration.returnPath, recipients.count == 1 {
-                mailFrom = returnPath.envelopeSender(for: first)
+                reversePath = returnPath.envelopeSender(for: first)
             }
             return DeliveryRequest(
-                messageID: job.messageID, mailFrom: mailFrom, destination: first.domain, recipients: recipients,
+                messageID: job.messageID, reversePath: reversePath, destination: first.domain, recipients: recipients,
                 content: .stored(job.messageID, size: first.size, in: store), eightBitMIME: first.eightBitMIME,
                 smtpUTF8: first.smtpUTF8)
         }

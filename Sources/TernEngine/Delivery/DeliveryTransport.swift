@@ -1,10 +1,12 @@
 public import NIOCore
+public import SMTPCore
 public import TernCore
 
 /// One delivery attempt: one message to the recipients of one destination.
 public struct DeliveryRequest: Sendable {
     public var messageID: MessageID
-    public var mailFrom: String
+    /// The envelope sender: the stored one, or the recipient's VERP address.
+    public var reversePath: SMTPReversePath
     /// The recipients' domain (of the first recipient when domains that share their mail
     /// hosts are delivered together): where the route or MX lookup starts.
     public var destination: String
@@ -16,11 +18,11 @@ public struct DeliveryRequest: Sendable {
     public var smtpUTF8: Bool
 
     public init(
-        messageID: MessageID, mailFrom: String, destination: String, recipients: [DueRecipient], content: DeliveryContent,
+        messageID: MessageID, reversePath: SMTPReversePath, destination: String, recipients: [DueRecipient], content: DeliveryContent,
         eightBitMIME: Bool, smtpUTF8: Bool
     ) {
         self.messageID = messageID
-        self.mailFrom = mailFrom
+        self.reversePath = reversePath
         self.destination = destination
         self.recipients = recipients
         self.content = content

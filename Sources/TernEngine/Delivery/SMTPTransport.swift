@@ -298,22 +298,14 @@ public struct SMTPTransport: DeliveryTransport {
     static let wholeContentLimit = DeliveryContent.defaultPieceSize
 
     static func outgoing(_ request: DeliveryRequest) async throws -> SMTPOutgoingMessage {
-        let reversePath: SMTPReversePath = request.mailFrom.isEmpty ? .null : .mailbox(mailbox(request.mailFrom))
+        // The addresses were parsed at intake and stored as text: split, not parsed again.
         let envelope = SMTPOutgoingEnvelope(
-            reversePath: reversePath, recipients: request.recipients.map { mailbox($0.address) },
+            reversePath: request.reversePath, recipients: request.recipients.map { SMTPMailbox(validated: $0.address) },
             contentSize: request.content.size, needsEightBitMIME: request.eightBitMIME, needsSMTPUTF8: request.smtpUTF8)
         guard request.content.size <= wholeContentLimit else {
             return SMTPOutgoingMessage(envelope: envelope, content: .chunks(SMTPContentChunks(request.content.pieces())))
         }
         return SMTPOutgoingMessage(envelope: envelope, content: .buffer(try await request.content.whole()))
-    }
-
-    static func mailbox(_ address: String) -> SMTPMailbox {
-        if case .mailbox(let parsed)? = try? SMTPCommandParser.parsePath("<\(address)>", allowNull: false) {
-            return parsed
-        }
-        guard let at = address.lastIndex(of: "@") else { return SMTPMailbox(localPart: address, domain: nil) }
-        return SMTPMailbox(localPart: String(address[..<at]), domain: String(address[address.index(after: at)...]))
     }
 
     static func map(_ outcomes: [SMTPDeliveryOutcome], _ request: DeliveryRequest) -> [RecipientID: TransportOutcome] {

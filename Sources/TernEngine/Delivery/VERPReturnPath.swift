@@ -1,3 +1,4 @@
+public import SMTPCore
 public import TernCore
 
 /// The envelope sender of each recipient's copy: `b-TOKEN@RETURN_PATH_DOMAIN`, where the
@@ -17,12 +18,14 @@ public struct VERPReturnPath: Sendable {
         self.returnPaths = returnPaths
     }
 
-    public func envelopeSender(for recipient: DueRecipient) -> String {
+    /// Built from its parts, not from text; the stored sender (parsed at intake) is taken as it is.
+    public func envelopeSender(for recipient: DueRecipient) -> SMTPReversePath {
         let sendingDomain = recipient.fromDomain.isEmpty ? Self.domain(of: recipient.mailFrom) : recipient.fromDomain
-        guard !recipient.mailFrom.isEmpty, !sendingDomain.isEmpty else { return recipient.mailFrom }
+        guard !recipient.mailFrom.isEmpty, !sendingDomain.isEmpty else { return SMTPReversePath(validated: recipient.mailFrom) }
         let token = keys.addressToken(
             TrackingToken(kind: .bounce, messageID: recipient.messageID, recipientID: recipient.id))
-        return returnPaths.bounceAddress(token: token, sendingDomain: sendingDomain)
+        return .mailbox(SMTPMailbox(
+            localPart: ReturnPaths.bouncePrefix + token, domain: returnPaths.domain(forSendingDomain: sendingDomain)))
     }
 
     static func domain(of address: String) -> String {

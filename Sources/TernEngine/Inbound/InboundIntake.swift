@@ -56,7 +56,19 @@ public struct InboundIntake: SMTPServerBackend {
         return nil
     }
 
-    public func commit(_ received: SMTPReceivedMessage) async throws -> String {
+    /// `InboundStore.commitInbound` is async, so the commit runs in a task of its own, one per
+    /// SMTP transaction (the MX is not intake's hot path).
+    public func commit(_ received: SMTPReceivedMessage, completion: @escaping @Sendable (Result<String, any Error>) -> Void) {
+        Task {
+            do {
+                completion(.success(try await commitInbound(received)))
+            } catch {
+                completion(.failure(error))
+            }
+        }
+    }
+
+    private func commitInbound(_ received: SMTPReceivedMessage) async throws -> String {
         let messages = inboundMessages(received, now: Date())
         guard let first = messages.first else {
             // Every recipient was checked at RCPT; only a change of configuration since could get here.
@@ -83,8 +95,11 @@ public struct InboundIntake: SMTPServerBackend {
     /// One message per purpose and route, each with the trace fields of final delivery in front.
     func inboundMessages(_ received: SMTPReceivedMessage, now: Date) -> [InboundMessage] {
         var groups: [(key: String, purpose: InboundPurpose, url: String?, recipients: [String])] = []
-        for recipient in received.recipients {
-            guard let destination = addresses.destination(of: recipient) else { continue }
+        for mailbox in received.recipients {
+            guard let domain = mailbox.domain,
+                let destination = addresses.destination(localPart: mailbox.localPart, domain: domain)
+            else { continue }
+            let recipient = mailbox.description
             var key = "report"
             var url: String?
             if case .inbound(let route) = destination {
@@ -100,14 +115,14 @@ public struct InboundIntake: SMTPServerBackend {
         let clientIP = received.clientAddress?.ipAddress
         return groups.map { group in
             let id = InboundMessageID.next()
-            var prefix = "Return-Path: <\(TraceHeaders.sanitize(received.mailFrom, emptyAs: ""))>\r\n"
+            var prefix = "Return-Path: <\(TraceHeaders.sanitize(received.reversePath.description, emptyAs: ""))>\r\n"
             prefix += traceHeaders.receivedField(TraceHeaders.Received(
                 heloName: received.heloName, clientIP: clientIP, protocolName: received.protocolName, queueID: id.description,
                 singleRecipient: group.recipients.count == 1 ? group.recipients[0] : nil, date: now))
             var content = Array(prefix.utf8)
             content.append(contentsOf: received.content.readableBytesView)
             return InboundMessage(
-                id: id, receivedAt: now, clientIP: clientIP, heloName: received.heloName, mailFrom: received.mailFrom,
+                id: id, receivedAt: now, clientIP: clientIP, heloName: received.heloName, mailFrom: received.reversePath.description,
                 recipients: group.recipients, purpose: group.purpose, webhookURL: group.url, content: content)
         }
     }

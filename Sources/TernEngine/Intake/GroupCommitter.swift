@@ -45,19 +45,6 @@ public final class GroupCommitter: Service, Sendable {
         self.logger = logger
     }
 
-    /// Waits until `message` is committed. Throws the store's error if the commit failed.
-    public func commit(_ message: QueuedMessage) async throws {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            commit(message) { continuation.resume(with: $0) }
-        }
-    }
-
-    /// Calls `completion` (once, on the store's thread) when `message` is committed or its
-    /// commit failed.
-    public func commit(_ message: QueuedMessage, completion: @escaping @Sendable (Result<Void, any Error>) -> Void) {
-        commit([message], completion: completion)
-    }
-
     /// Calls `completion` (once, on the store's thread) when all of `messages` are committed,
     /// in one transaction, or their commit failed.
     public func commit(_ messages: [QueuedMessage], completion: @escaping @Sendable (Result<Void, any Error>) -> Void) {

@@ -10,7 +10,7 @@ public import TernCore
 /// Postfix's cleanup: takes what a session received, adds the trace headers, gives
 /// the message and its recipients their ids, applies tracking (`MessageTracker`), and
 /// commits it through the group committer.
-/// The SMTP server answers 250 only when `commit` returns.
+/// The SMTP server answers 250 only when `commit` has called back with success.
 public struct Intake: SMTPServerBackend {
     private let credentials: CredentialDirectory
     private let committer: GroupCommitter
@@ -69,12 +69,6 @@ public struct Intake: SMTPServerBackend {
             return nil
         }
         return SMTPIdentity(credentialName: credential.name, method: .authPlain)
-    }
-
-    public func commit(_ received: SMTPReceivedMessage) async throws -> String {
-        try await withCheckedThrowingContinuation { continuation in
-            commit(received) { continuation.resume(with: $0) }
-        }
     }
 
     /// Hands the message to the group committer without a task of its own: the SMTP
@@ -161,12 +155,14 @@ public struct Intake: SMTPServerBackend {
         }
     }
 
-    /// Builds the message to commit: ids, trace headers, one recipient row per forward path.
-    func queuedMessage(_ received: SMTPReceivedMessage, now: Date) -> QueuedMessage {
-        prepared(received, now: now).message
+    /// The envelope sender's domain, lower-cased; empty for the null reverse path.
+    static func domain(of reversePath: SMTPReversePath) -> String {
+        guard case .mailbox(let mailbox) = reversePath else { return "" }
+        return mailbox.domain?.lowercased() ?? ""
     }
 
-    /// The message to commit, and the domain of its `From` field (nil without one).
+    /// The message to commit (ids, trace headers, one recipient row per forward path), and
+    /// the domain of its `From` field (nil without one).
     func prepared(_ received: SMTPReceivedMessage, now: Date) -> (message: QueuedMessage, fromHeaderDomain: String?) {
         let id = MessageID.next()
         let clientIP = received.clientAddress?.ipAddress
@@ -175,15 +171,15 @@ public struct Intake: SMTPServerBackend {
             received: TraceHeaders.Received(
                 heloName: received.heloName, clientIP: clientIP, protocolName: received.protocolName,
                 queueID: id.description,
-                singleRecipient: received.recipients.count == 1 ? received.recipients[0] : nil, date: now))
+                singleRecipient: received.recipients.count == 1 ? received.recipients[0].description : nil, date: now))
         let fromHeaderDomain = stamped.from.flatMap(MailMessage.domain(ofAddressField:))
         let message = QueuedMessage(
-            id: id, messageIDHeader: stamped.messageID, mailFrom: received.mailFrom,
-            recipients: received.recipients.map { QueuedRecipient(id: .next(), address: $0) },
+            id: id, messageIDHeader: stamped.messageID, mailFrom: received.reversePath.description,
+            recipients: received.recipients.map { QueuedRecipient(id: .next(), address: $0.description) },
             content: stamped.content, credential: received.identity?.credentialName, clientIP: clientIP,
             receivedAt: now, eightBitMIME: received.eightBitMIME || stamped.content.contains { $0 >= 0x80 },
             smtpUTF8: received.smtpUTF8,
-            fromDomain: fromHeaderDomain ?? VERPReturnPath.domain(of: received.mailFrom))
+            fromDomain: fromHeaderDomain ?? Self.domain(of: received.reversePath))
         return (message, fromHeaderDomain)
     }
 }
