@@ -39,11 +39,11 @@ import TernStoreSQLite
         }
     }
 
-    /// The webhook state of the one inbound message, once `condition` holds (within 5 s).
+    /// The webhook state of the one inbound message, once `condition` holds (within `timeout`).
     static func webhook(
-        in store: SQLiteStore, until condition: (InboundSummary.Webhook) -> Bool
+        in store: SQLiteStore, within timeout: Duration = .seconds(30), until condition: (InboundSummary.Webhook) -> Bool
     ) async throws -> InboundSummary.Webhook {
-        let deadline = ContinuousClock.now + .seconds(5)
+        let deadline = ContinuousClock.now + timeout
         while true {
             let webhook = try #require(try await store.inboundMessages(limit: 1).first?.webhook)
             if condition(webhook) { return webhook }
@@ -215,18 +215,27 @@ import TernStoreSQLite
     @Test func wakeStartsAPostBeforeThePoll() async throws {
         let server = try await WebhookTestServer.start(answers: [.init(status: 200, body: "")])
         defer { server.stop() }
+        let (folder, path) = try temporaryStorePath()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let sqlite = try SQLiteStore(path: path)
+        let store = ClaimCountingStore(sqlite)
         var configuration = Self.configuration()
-        configuration.pollInterval = .seconds(60)
-        try await Self.withService([], configuration: configuration) { store, service in
-            // The first read found nothing; the next poll is a minute away.
-            try await Task.sleep(for: .milliseconds(100))
-            try await store.commitInbound([
+        configuration.pollInterval = .seconds(3600)
+        let service = InboundWebhooks(store: store, configuration: configuration, logger: Logger(label: "test"))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await service.run() }
+            // The first read found nothing; the next poll is an hour away.
+            #expect(try await poll { store.claims.load(ordering: .relaxed) >= 1 })
+            try await sqlite.commitInbound([
                 inboundMessage("Subject: woken\n\nbody\n", webhookURL: "http://127.0.0.1:\(server.port)/hook")
             ])
             service.wake()
-            let webhook = try await Self.webhook(in: store) { $0.state != "pending" }
+            let webhook = try await Self.webhook(in: sqlite, within: .seconds(60)) { $0.state != "pending" }
             #expect(webhook.state == "delivered")
+            #expect(store.claims.load(ordering: .relaxed) >= 2)
+            group.cancelAll()
         }
+        try await sqlite.close()
     }
 
     @Test func postsRunSideBySideUpToTheLimit() async throws {
@@ -256,11 +265,13 @@ import TernStoreSQLite
         // The next poll is an hour away: the shutdown must not wait for it.
         var configuration = Self.configuration()
         configuration.pollInterval = .seconds(3600)
-        let service = InboundWebhooks(store: try SQLiteStore(path: path), configuration: configuration, logger: Logger(label: "test"))
+        let store = ClaimCountingStore(try SQLiteStore(path: path))
+        let service = InboundWebhooks(store: store, configuration: configuration, logger: Logger(label: "test"))
         let group = ServiceGroup(services: [service], logger: Logger(label: "test"))
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
-            try await Task.sleep(for: .milliseconds(100))
+            // Once it has read the store it waits for the poll.
+            #expect(try await poll { store.claims.load(ordering: .relaxed) >= 1 })
             let stopping = ContinuousClock.now
             await group.triggerGracefulShutdown()
             try await tasks.waitForAll()
@@ -416,5 +427,31 @@ final class WebhookTestServer: Sendable {
                 }
             }
         }
+    }
+}
+
+/// An `InboundStore` that counts the reads of due webhooks that have returned.
+final class ClaimCountingStore: InboundStore {
+    let base: any InboundStore
+    let claims = Atomic(0)
+
+    init(_ base: any InboundStore) { self.base = base }
+
+    func claimDueWebhooks(now: Date, limit: Int, leaseUntil: Date) async throws -> [InboundMessage] {
+        defer { claims.add(1, ordering: .relaxed) }
+        return try await base.claimDueWebhooks(now: now, limit: limit, leaseUntil: leaseUntil)
+    }
+
+    func commitInbound(_ messages: [InboundMessage]) async throws { try await base.commitInbound(messages) }
+    func pendingReports(limit: Int) async throws -> [InboundMessage] { try await base.pendingReports(limit: limit) }
+    func completeReport(_ id: InboundMessageID, outcome: ReportOutcome) async throws {
+        try await base.completeReport(id, outcome: outcome)
+    }
+    func recordWebhookAttempt(_ id: InboundMessageID, _ attempt: WebhookAttempt) async throws {
+        try await base.recordWebhookAttempt(id, attempt)
+    }
+    func inboundMessages(limit: Int) async throws -> [InboundSummary] { try await base.inboundMessages(limit: limit) }
+    func recipients(messageIDHeader: String, limit: Int) async throws -> [RecipientSummary] {
+        try await base.recipients(messageIDHeader: messageIDHeader, limit: limit)
     }
 }
