@@ -112,10 +112,11 @@ import TernStoreSQLite
     }
 
     @Test func serverDownThenUp() async throws {
-        // A port that was just free: nothing listens there until the server starts on it.
-        let probe = try await WebhookTestServer.start(answers: [])
-        let port = probe.port
-        probe.stop()
+        // A port held by a socket that is bound but does not listen: connections are refused,
+        // and no other process can take the port before the server starts on it (SO_REUSEPORT).
+        let reserved = try PortReservation()
+        defer { reserved.release() }
+        let port = reserved.port
         let message = inboundMessage("Subject: down\n\nbody\n", webhookURL: "http://127.0.0.1:\(port)/hook")
         try await Self.withService([message]) { store, _ in
             let pending = try await Self.webhook(in: store) { $0.attempts >= 1 }
@@ -353,6 +354,7 @@ final class WebhookTestServer: Sendable {
         let server = WebhookTestServer(answers: answers)
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelOption(ChannelOptions.Types.SocketOption(level: .socket, name: NIOBSDSocket.Option(rawValue: SO_REUSEPORT)), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
@@ -454,4 +456,39 @@ final class ClaimCountingStore: InboundStore {
     func recipients(messageIDHeader: String, limit: Int) async throws -> [RecipientSummary] {
         try await base.recipients(messageIDHeader: messageIDHeader, limit: limit)
     }
+}
+
+/// A loopback TCP port bound with SO_REUSEPORT and not listening: connecting to it is
+/// refused until a server (also with SO_REUSEPORT) listens on it, and meanwhile no other
+/// process can bind it.
+struct PortReservation {
+    let descriptor: Int32
+    let port: Int
+
+    init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw PortReservationError() }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
+                bind(fd, address, length) == 0 && getsockname(fd, address, &length) == 0
+            }
+        }
+        guard bound else {
+            close(fd)
+            throw PortReservationError()
+        }
+        descriptor = fd
+        port = Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    func release() { close(descriptor) }
+
+    struct PortReservationError: Error {}
 }
