@@ -261,7 +261,7 @@ def test_mx_takes_only_its_own_addresses(make_server: ServerFactory, sink: Sink)
     # AUTH is refused outright, so a credential cannot make the MX relay.
     with SMTPClient("127.0.0.1", server.mx_port) as c:
         c.ehlo()
-        assert c.cmd("AUTH PLAIN AGFwcABzZWNyZXQ=").code in (502, 503, 504)
+        assert_reply(c.cmd("AUTH PLAIN AGFwcABzZWNyZXQ="), 502, "5.5.1")
         c.quit()
     # Inbound mail to a store-only route is kept and counted; nothing is relayed anywhere.
     to_mx(server, ["anyone@inbound.example"], b"From: <a@remote.example.net>\r\nSubject: hi\r\n\r\nhello\r\n",
