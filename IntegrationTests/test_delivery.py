@@ -124,7 +124,9 @@ def events(server, type_: str) -> list[dict]:  # type: ignore[no-untyped-def]
     return [{"address": a, **(json.loads(d) if d else {})} for a, d in rows]
 
 
-def wait_until(predicate, timeout: float = 30, what: str = "condition", interval: float = 0.1):  # type: ignore[no-untyped-def]
+def wait_until(predicate, timeout: float = 30, what: str = "condition", interval: float = 0.25):  # type: ignore[no-untyped-def]
+    """Until `predicate()` is truthy (returned); every `interval` s: predicates that run `tern` CLI
+    commands start a process each time, which competes with the server for the cores."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
