@@ -59,16 +59,20 @@ def find_tool(name: str) -> str | None:
 
 
 _PORT_RANGE = (20000, 32000)  # below Linux's ephemeral range (32768+): no clash with client sockets
+_HANDED_OUT: set[int] = set()  # never handed out twice in one run: a server may bind its ports seconds later
 
 
 def free_ports(n: int) -> list[int]:
     """n distinct loopback TCP ports that are free now, chosen below the ephemeral
-    range so that outgoing connections cannot take them before tern binds them."""
+    range so that outgoing connections cannot take them before tern binds them, and
+    never one this process handed out before (to a server that may not have bound it yet).
+    A peer that can bind port 0 and say which port it got should do that instead
+    (`listening_port`)."""
     rng = random.Random()
     ports: list[int] = []
     while len(ports) < n:
         p = rng.randrange(*_PORT_RANGE)
-        if p in ports:
+        if p in ports or p in _HANDED_OUT:
             continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             try:
@@ -76,7 +80,51 @@ def free_ports(n: int) -> list[int]:
             except OSError:
                 continue
         ports.append(p)
+    _HANDED_OUT.update(ports)
     return ports
+
+
+def listening_port(pid: int) -> int | None:
+    """The port of the IPv4 TCP socket process `pid` listens on (from /proc), for peers
+    started on port 0 that do not print the port they got (smtp-sink)."""
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return None
+    inodes = set()
+    for fd in fds:
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    try:
+        table = Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]
+    except OSError:
+        return None
+    for line in table:
+        fields = line.split()  # sl local rem st tx:rx tr:when retrnsmt uid timeout inode
+        if len(fields) > 9 and fields[3] == "0A" and fields[9] in inodes:
+            return int(fields[1].split(":")[1], 16)
+    return None
+
+
+def start_smtp_sink(args: list[str], *, stdout: Any = subprocess.DEVNULL,
+                    timeout: float = 30) -> tuple[subprocess.Popen, int]:
+    """`smtp-sink ARGS… 127.0.0.1:0 BACKLOG` (args end with the backlog); its process and
+    the port the kernel gave it, once it listens."""
+    binary = find_tool("smtp-sink")
+    assert binary, "smtp-sink is missing (Debian package postfix)"
+    proc = subprocess.Popen([binary, *args[:-1], f"{LOOPBACK}:0", args[-1]],
+                            stdout=stdout, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout
+    while (port := listening_port(proc.pid)) is None:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(f"smtp-sink did not listen (exit status {proc.poll()})")
+        time.sleep(0.02)
+    return proc, port
 
 
 # --------------------------------------------------------------------------- YAML
@@ -543,7 +591,27 @@ class TernServer:
 
     # -- process
     def start(self, wait: bool = True) -> None:
+        """Starts `tern serve`. On the first start, ports another process took meanwhile
+        are replaced by free ones and tern is started again (later starts keep the ports)."""
+        for attempt in range(3):
+            self._spawn()
+            if not wait:
+                return
+            try:
+                self.wait_ready()
+                return
+            except AssertionError:
+                if self.starts > 1 + attempt or attempt == 2 or not self._bind_failed():
+                    raise
+            self.submission_port, self.tls_port, self.mx_port, self.http_port = free_ports(4)
+            self.write_config()
+
+    def _bind_failed(self) -> bool:
+        return self.proc is not None and self.proc.poll() is not None and "Address already in use" in self.log_tail(20)
+
+    def _spawn(self) -> None:
         assert self.proc is None or self.proc.poll() is not None, "already running"
+        self._close_log()
         self._log = open(self.log_path, "ab")
         self._log.write(f"\n===== start {self.starts} =====\n".encode())
         self._log.flush()
@@ -553,8 +621,6 @@ class TernServer:
             env=self.env(), cwd=self.workdir,
         )
         self.starts += 1
-        if wait:
-            self.wait_ready()
 
     def wait_ready(self, timeout: float = STARTUP_TIMEOUT) -> None:
         """Until the submission port answers with a 220 greeting."""

@@ -34,6 +34,7 @@ LIMITS = {
 }
 BYSTANDER_IP = "127.0.0.2"   # the well-behaved client
 CROWD_IP = "127.0.0.3"       # used only by the per-IP limit test
+DEFAULT_COMMAND_TIMEOUT = 300  # SMTPServerLimits.defaultCommandTimeout: what a test of a shorter one must not wait for
 
 
 @pytest.fixture(scope="module")
@@ -191,7 +192,7 @@ def test_connections_per_ip(limits_server: TernServer) -> None:
             extra.close()
         # Once one closes, that IP gets in again.
         crowd.pop().quit()
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 30
         while True:
             c = limits_server.client(source_ip=CROWD_IP)
             if c.greeting.code == 220:
@@ -364,17 +365,19 @@ def test_command_and_data_timeouts(make_server: ServerFactory) -> None:
             assert_queued(busy.data(make_message()))
             sent += 1
             time.sleep(0.5)
-        r = idle.read_reply(timeout=5)
+        # Closed after the configured 2 s, not the default 300 s (the reads give up long before).
+        r = idle.read_reply(timeout=60)
         assert_reply(r, 421, "4.4.2")
-        assert idle.wait_closed()
-        r = slow.read_reply(timeout=5)
+        assert idle.wait_closed(60)
+        r = slow.read_reply(timeout=60)
         assert_reply(r, 421, "4.4.2")
-        assert slow.wait_closed()
-        assert 1.5 <= time.monotonic() - t0 <= 9
+        assert slow.wait_closed(60)
+        assert 1.5 <= time.monotonic() - t0 < DEFAULT_COMMAND_TIMEOUT
+        # The busy session, older than the timeout, is still served.
         start_txn(busy)
         assert_queued(busy.data(make_message()))
         busy.quit()
-    assert sent >= 5
+    assert sent >= 2
     assert server.store.scalar(
         "SELECT count(*) FROM messages WHERE instr(CAST(content AS BLOB), CAST('half a message' AS BLOB)) > 0") == 0
     idle.close()
@@ -442,10 +445,8 @@ def test_starttls_discards_pipelined_plaintext(auth_server: TernServer, alice: C
     with bystander(auth_server, alice), auth_server.client() as c:
         c.ehlo()
         c.send(b"STARTTLS\r\nNOOP\r\n")
-        r = c.read_reply()
-        if r.code != 220:  # refusing the pipelined STARTTLS outright is fine too
-            assert r.code >= 400, r
-            return
+        # Tern answers STARTTLS and drops what came after it in the same packet (RFC 3207 §4.2).
+        assert_reply(c.read_reply(), 220)
         assert not c.buf, f"plaintext reply after 220 to STARTTLS: {c.buf!r}"
         try:
             c._wrap_tls()

@@ -7,11 +7,11 @@ recipient's copy its own envelope sender, so duplicates can be counted exactly.
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -24,9 +24,14 @@ from typing import Iterator
 import pytest
 
 from conftest import IN_CI, ServerFactory
-from helpers import SMTPClient, TernServer, assert_queued, find_tool
+from helpers import SMTPClient, TernServer, assert_queued, start_smtp_sink
 
 PG_URL = os.environ.get("TERN_TEST_POSTGRES_URL")
+# DeliveryService: outcomes are written at each tick (defaultPollInterval) or every
+# maxPendingOutcomes; a node delivers to one destination on at most this many sessions.
+TICK = 0.2
+MAX_PENDING_OUTCOMES = 500
+MAX_SESSIONS = 20
 
 
 def _psql() -> str:
@@ -54,28 +59,13 @@ def database() -> Iterator[str]:
 
 
 class Sink:
-    """smtp-sink on a loopback port, dumping each message to a file under `folder`."""
+    """smtp-sink on a loopback port of its own choosing, dumping each message to a file under `folder`."""
 
-    def __init__(self, smtp_source_bin: str, folder: Path):
+    def __init__(self, folder: Path):
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
         folder.chmod(0o777)  # smtp-sink writes as nobody
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        sock.close()
-        binary = str(Path(smtp_source_bin).with_name("smtp-sink"))
-        self.proc = subprocess.Popen(
-            [binary, "-u", "nobody", "-d", f"{folder}/%H%M/", f"127.0.0.1:{self.port}", "256"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, "smtp-sink did not start"
-                time.sleep(0.05)
+        self.proc, self.port = start_smtp_sink(["-u", "nobody", "-d", f"{folder}/%H%M/", "256"])
 
     def files(self) -> list[Path]:
         return [Path(d) / f for d, _, names in os.walk(self.folder) for f in names]
@@ -106,7 +96,7 @@ def sink(smtp_source_bin: str) -> Iterator[Sink]:
     # Under /tmp itself: smtp-sink runs as nobody, who cannot enter pytest's private folders.
     folder = Path(tempfile.mkdtemp(prefix="tern-sink-", dir="/tmp"))
     folder.chmod(0o755)
-    s = Sink(smtp_source_bin, folder / "mail")
+    s = Sink(folder / "mail")
     yield s
     s.stop()
     shutil.rmtree(folder, ignore_errors=True)
@@ -178,9 +168,12 @@ def test_two_nodes_share_queue_credentials_secrets_and_counters(
     assert nodes[node_id(b)]["deliveries_last_hour"] + nodes[node_id(a)]["deliveries_last_hour"] == 1
 
 
+# Its waits (each below 300 s) add up to more than pytest's default timeout.
+@pytest.mark.timeout(900)
 def test_kill_9_one_of_two_nodes_mid_delivery_loses_nothing(
         database: str, sink: Sink, smtp_source_bin: str, make_server: ServerFactory) -> None:
-    total = 20_000
+    # Enough for the kill to land mid-delivery; Benchmarks/nodes.sh runs 20,000.
+    total = 2_000
     half = total // 2
     # A short lease, so that the survivor takes the dead node's work within the test.
     overrides = node_overrides(database, sink, lease=6)
@@ -196,7 +189,7 @@ def test_kill_9_one_of_two_nodes_mid_delivery_loses_nothing(
         results[name] = subprocess.run(
             [smtp_source_bin, "-s", "10", "-m", str(count), "-l", "1000", "-f", "a@example.com", "-t", "b@example.net",
              f"127.0.0.1:{server.submission_port}"],
-            capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL)
+            capture_output=True, text=True, timeout=240, stdin=subprocess.DEVNULL)
 
     # Half the messages to each node; delivery runs while they arrive.
     started = time.monotonic()
@@ -206,7 +199,13 @@ def test_kill_9_one_of_two_nodes_mid_delivery_loses_nothing(
 
     # Half-way through, node a dies without a word, whatever it was doing: taking mail,
     # delivering it, or writing outcomes.
-    at_kill = wait_until(lambda: (n := sink.count()) >= half and n, 600, "half of the mail delivered", 0.05)
+    samples: list[tuple[float, int]] = []
+
+    def delivered_half() -> int | None:
+        samples.append((time.monotonic(), n := sink.count()))
+        return n if n >= half else None
+
+    at_kill = wait_until(delivered_half, 240, "half of the mail delivered", 0.1)
     assert a.proc is not None
     a.proc.send_signal(signal.SIGKILL)
     a.proc.wait(10)
@@ -216,10 +215,11 @@ def test_kill_9_one_of_two_nodes_mid_delivery_loses_nothing(
     assert results["b"].returncode == 0, f"smtp-source to node b: {results['b'].stderr[-2000:]}"
     assert at_kill < total, "delivery was over before the kill: nothing was tested"
 
-    # The survivor takes a's claimed work once its leases expire; a comes back later, and
-    # the messages it never acknowledged are sent to it again (smtp-source cannot say which
-    # got a 250: every committed message counts, and a committed one is never lost).
-    time.sleep(8)
+    # The survivor takes a's claimed work once its leases expire; a comes back after that
+    # (restarted, it would free them at once), and the messages it never acknowledged are
+    # sent to it again (smtp-source cannot say which got a 250: every committed message
+    # counts, and a committed one is never lost).
+    wait_until(lambda: nodes_by_id(b)[node_id(a)]["leased_recipients"] == 0, 60, "node a's leases to expire", 1)
     a.start()
     committed = b.stats()["outbound"]
     assert committed >= half
@@ -227,22 +227,26 @@ def test_kill_9_one_of_two_nodes_mid_delivery_loses_nothing(
         source("a-again", a, total - committed)
         assert results["a-again"].returncode == 0, results["a-again"].stderr[-2000:]
     assert b.stats()["outbound"] == total
-    wait_until(lambda: b.stats()["sent"] == total, 900, f"{total} sent")
+    wait_until(lambda: b.stats()["sent"] == total, 240, f"{total} sent", 1)
     finished = time.monotonic()
 
     senders = sink.envelope_senders()
     unique = set(senders)
     duplicates = len(senders) - len(unique)
-    rate = at_kill / max(0.001, killed_at - started)
+    # The rate in the last two seconds before the kill (the start, slower, would lower it).
+    since, count_then = next(((t, n) for (t, n) in samples if t >= killed_at - 2), samples[0])
+    rate = (at_kill - count_then) / max(0.001, killed_at - since) if at_kill > count_then else at_kill / (killed_at - started)
+    # Duplicates only inside the window between the sink's 250 and the stored outcome of the
+    # node that died: what it delivered since its last write (at most one tick, or
+    # MAX_PENDING_OUTCOMES, with a write under way counted as a second tick) and what its
+    # sessions had in flight. The rate is both nodes' together, so this is generous.
+    allowed = min(MAX_PENDING_OUTCOMES, math.ceil(rate * 2 * TICK)) + MAX_SESSIONS
     print(f"\nkilled node a at {at_kill} delivered, {committed} committed; all sent "
           f"{finished - killed_at:.1f}s after the kill; sink got {len(senders)} copies of {len(unique)} "
-          f"recipients: {duplicates} duplicate(s); delivery rate before the kill ~{rate:.0f}/s")
+          f"recipients: {duplicates} duplicate(s), {allowed} allowed; delivery rate before the kill ~{rate:.0f}/s")
     # Nothing lost: every recipient arrived (each has its own VERP envelope sender).
     assert len(unique) == total
     assert all(s.startswith("b-") for s in unique)
     stats = b.stats()
     assert (stats["outbound"], stats["sent"], stats["failed"]) == (total, total, 0)
-    # Duplicates only inside the window between the sink's 250 and the stored outcome of the
-    # node that died: outcomes are written at each tick of the delivery loop (at most
-    # 200 ms apart) or every 500 outcomes, so at most what one node delivers in that window.
-    assert duplicates <= 500, f"{duplicates} duplicates: more than the outcome window allows"
+    assert duplicates <= allowed, f"{duplicates} duplicates: more than one tick's deliveries at {rate:.0f}/s"

@@ -7,16 +7,23 @@ import subprocess
 import time
 import uuid
 
+import pytest
+
 from conftest import ServerFactory
-from helpers import QUEUED_RE, ConnectionClosed, assert_queued, assert_reply, make_message
+from helpers import assert_queued, assert_reply, make_message
+
+
+# Serve.drainTimeout: how long SIGTERM waits for sessions receiving a message.
+DRAIN_TIMEOUT = 30
 
 
 def test_sigterm_idle_exits_zero(make_server: ServerFactory) -> None:
     server = make_server("idle-term")
     t0 = time.monotonic()
     server.proc.send_signal(signal.SIGTERM)
-    assert server.proc.wait(20) == 0, server.log_tail()
-    assert time.monotonic() - t0 < 10
+    assert server.proc.wait(120) == 0, server.log_tail()
+    # With no session to drain it does not wait out the drain timeout.
+    assert time.monotonic() - t0 < DRAIN_TIMEOUT
     assert server.store.scalar("PRAGMA integrity_check") == "ok"
 
 
@@ -43,54 +50,34 @@ def test_sigterm_mid_data(make_server: ServerFactory) -> None:
     c.send(msg[:60])
 
     server.proc.send_signal(signal.SIGTERM)
-    time.sleep(0.5)
+    # Listeners close first, then idle sessions are told 421 and closed.
+    assert_reply(idle.read_reply(timeout=30), 421, "4.3.2")
+    assert idle.wait_closed(30), "idle session still open after SIGTERM"
     assert server.proc.poll() is None, "tern exited while a client was mid-DATA"
-    # An idle session is told 421 and closed; new connections are not taken.
-    try:
-        r_idle = idle.read_reply(timeout=5)
-        assert r_idle.code == 421 and (r_idle.enhanced or "").startswith("4."), r_idle
-    except (ConnectionClosed, OSError):
-        pass
-    assert idle.wait_closed(5), "idle session still open after SIGTERM"
-    try:
-        with server.client(timeout=3) as late:
-            assert late.greeting.code == 421, f"new connection after SIGTERM greeted with {late.greeting}"
-    except (ConnectionRefusedError, ConnectionClosed, ConnectionResetError):
-        pass
+    with pytest.raises(ConnectionRefusedError):
+        server.client(timeout=10)
+    # The session in DATA is drained: its message is taken (250), then it is told 421 and closed.
     c.send(msg[60:] + b".\r\n")
-    r = c.read_reply(timeout=20)
-    print(f"mid-DATA client after SIGTERM: {r}")
-    assert r.code == 250 or r.code == 421, f"mid-DATA client got {r}"
-    if r.code == 250:
-        assert r.enhanced == "2.0.0" and QUEUED_RE.search(r.text), r
-    else:
-        assert r.enhanced and r.enhanced.startswith("4."), r
-    try:
-        q = c.cmd("QUIT")
-        assert q.code in (221, 421), q
-    except (ConnectionClosed, OSError):
-        pass
+    assert_queued(c.read_reply(timeout=60))
+    assert_reply(c.read_reply(timeout=60), 421, "4.3.2")
+    assert c.wait_closed(30)
     c.close()
     idle.close()
 
     try:
-        rc = server.proc.wait(30)
+        rc = server.proc.wait(60)
     except subprocess.TimeoutExpired:
-        raise AssertionError(f"tern did not exit within 30 s of SIGTERM:\n{server.log_tail()}")
+        raise AssertionError(f"tern did not exit within 60 s of SIGTERM:\n{server.log_tail()}")
     assert rc == 0, f"exit status {rc}:\n{server.log_tail()}"
 
     st = server.store
     assert st.scalar("PRAGMA integrity_check") == "ok"
     assert st.message_with(marker + "-before") is not None
-    stored = st.message_with(marker + "\r\n")
-    if r.code == 250:
-        assert stored is not None, "250 was given but the message is not in the store"
-    else:
-        assert stored is None, "421 was given but the message was stored"
+    assert st.message_with(marker + "\r\n") is not None, "250 was given but the message is not in the store"
 
     # And it starts again on the same data_dir.
     server.start()
-    assert server.stats()["outbound"] == (2 if r.code == 250 else 1)
+    assert server.stats()["outbound"] == 2
 
 
 def test_log_lines(make_server: ServerFactory) -> None:

@@ -1,5 +1,6 @@
-"""Load with Postfix's smtp-source: 10,000 messages over 20 sessions, each
-stored exactly once, with one outbound event each, and counted in the stats."""
+"""Load with Postfix's smtp-source: 2,000 messages over 20 sessions, each
+stored exactly once, with one outbound event each, and counted in the stats.
+(Benchmarks/accept-rate.sh measures the rate with more.)"""
 from __future__ import annotations
 
 import json
@@ -8,18 +9,18 @@ import time
 
 from helpers import TernServer
 
-COUNT = 10_000
+COUNT = 2_000
 SESSIONS = 20
 
 
-def test_smtp_source_10k(make_server, smtp_source_bin: str) -> None:  # type: ignore[no-untyped-def]
+def test_smtp_source_load(make_server, smtp_source_bin: str) -> None:  # type: ignore[no-untyped-def]
     server: TernServer = make_server("smtp-source")
     cred = server.credential_add("loopback", networks=["127.0.0.0/8"])
     t0 = time.monotonic()
     p = subprocess.run(
         [smtp_source_bin, "-s", str(SESSIONS), "-m", str(COUNT), "-l", "5000",
          "-f", "a@example.com", "-t", "b@example.net", f"127.0.0.1:{server.submission_port}"],
-        capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
+        capture_output=True, text=True, timeout=240, stdin=subprocess.DEVNULL,
     )
     elapsed = time.monotonic() - t0
     print(f"smtp-source: {COUNT} messages in {elapsed:.1f}s = {COUNT / elapsed:.0f} msg/s (debug build)")

@@ -474,7 +474,7 @@ def test_tracked_newsletter_end_to_end(make_server: ServerFactory, tmp_path: Pat
     def counted() -> dict | None:
         s = server.stats()
         return s if s["opens"] == 3 and s["clicks"] == 3 else None
-    stats = wait_until(counted, timeout=5, what="3 opens and 3 clicks counted")
+    stats = wait_until(counted, timeout=30, what="3 opens and 3 clicks counted")
     expected = {"outbound": 2, "sent": 2, "opens": 3, "clicks": 3, "unique_opens": 2, "unique_clicks": 2,
                 "human_opens": 3, "human_clicks": 3, "unsubscribes": 0}
     assert {k: stats[k] for k in expected} == expected, stats
@@ -677,7 +677,7 @@ def test_one_click_unsubscribe_suppresses_that_sender_only(make_server: ServerFa
     fast = []
     for kind, target, limit in (("open", tracked_urls(copy, public)["open"], 1.0),
                                 ("click", tracked_urls(copy, public)["clicks"][0], 2.0)):
-        assert fetch(target)[0] in (200, 302)
+        assert fetch(target)[0] == {"open": 200, "click": 302}[kind]
         if time.time() < accepted_at(first_id) + limit - 0.05:  # else too slow a machine to tell
             fast.append(kind)
     status, _, body = fetch(url, method="POST", data=b"List-Unsubscribe=One-Click",
@@ -687,7 +687,7 @@ def test_one_click_unsubscribe_suppresses_that_sender_only(make_server: ServerFa
                       what="the unsubscribe event")
     verdicts = {e["type"]: (e["details"]["machine"], e["details"]["reason"]) for e in evs if e["type"] in fast}
     assert verdicts == {k: ("true", "too_fast_after_delivery") for k in fast}, evs
-    wait_until(lambda: server.cli_json("suppression", "list"), timeout=5, what="the suppression entry")
+    wait_until(lambda: server.cli_json("suppression", "list"), timeout=30, what="the suppression entry")
     sup = server.cli_json("suppression", "list")
     assert [(s["address"], s["domain"]) for s in sup] == [(dave, FROM_DOMAIN)], sup
 

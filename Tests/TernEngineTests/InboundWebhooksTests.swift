@@ -39,11 +39,11 @@ import TernStoreSQLite
         }
     }
 
-    /// The webhook state of the one inbound message, once `condition` holds (within 5 s).
+    /// The webhook state of the one inbound message, once `condition` holds (within `timeout`).
     static func webhook(
-        in store: SQLiteStore, until condition: (InboundSummary.Webhook) -> Bool
+        in store: SQLiteStore, within timeout: Duration = .seconds(30), until condition: (InboundSummary.Webhook) -> Bool
     ) async throws -> InboundSummary.Webhook {
-        let deadline = ContinuousClock.now + .seconds(5)
+        let deadline = ContinuousClock.now + timeout
         while true {
             let webhook = try #require(try await store.inboundMessages(limit: 1).first?.webhook)
             if condition(webhook) { return webhook }
@@ -112,10 +112,11 @@ import TernStoreSQLite
     }
 
     @Test func serverDownThenUp() async throws {
-        // A port that was just free: nothing listens there until the server starts on it.
-        let probe = try await WebhookTestServer.start(answers: [])
-        let port = probe.port
-        probe.stop()
+        // A port held by a socket that is bound but does not listen: connections are refused,
+        // and no other process can take the port before the server starts on it (SO_REUSEPORT).
+        let reserved = try PortReservation()
+        defer { reserved.release() }
+        let port = reserved.port
         let message = inboundMessage("Subject: down\n\nbody\n", webhookURL: "http://127.0.0.1:\(port)/hook")
         try await Self.withService([message]) { store, _ in
             let pending = try await Self.webhook(in: store) { $0.attempts >= 1 }
@@ -215,18 +216,27 @@ import TernStoreSQLite
     @Test func wakeStartsAPostBeforeThePoll() async throws {
         let server = try await WebhookTestServer.start(answers: [.init(status: 200, body: "")])
         defer { server.stop() }
+        let (folder, path) = try temporaryStorePath()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let sqlite = try SQLiteStore(path: path)
+        let store = ClaimCountingStore(sqlite)
         var configuration = Self.configuration()
-        configuration.pollInterval = .seconds(60)
-        try await Self.withService([], configuration: configuration) { store, service in
-            // The first read found nothing; the next poll is a minute away.
-            try await Task.sleep(for: .milliseconds(100))
-            try await store.commitInbound([
+        configuration.pollInterval = .seconds(3600)
+        let service = InboundWebhooks(store: store, configuration: configuration, logger: Logger(label: "test"))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await service.run() }
+            // The first read found nothing; the next poll is an hour away.
+            #expect(try await poll { store.claims.load(ordering: .relaxed) >= 1 })
+            try await sqlite.commitInbound([
                 inboundMessage("Subject: woken\n\nbody\n", webhookURL: "http://127.0.0.1:\(server.port)/hook")
             ])
             service.wake()
-            let webhook = try await Self.webhook(in: store) { $0.state != "pending" }
+            let webhook = try await Self.webhook(in: sqlite, within: .seconds(60)) { $0.state != "pending" }
             #expect(webhook.state == "delivered")
+            #expect(store.claims.load(ordering: .relaxed) >= 2)
+            group.cancelAll()
         }
+        try await sqlite.close()
     }
 
     @Test func postsRunSideBySideUpToTheLimit() async throws {
@@ -256,11 +266,13 @@ import TernStoreSQLite
         // The next poll is an hour away: the shutdown must not wait for it.
         var configuration = Self.configuration()
         configuration.pollInterval = .seconds(3600)
-        let service = InboundWebhooks(store: try SQLiteStore(path: path), configuration: configuration, logger: Logger(label: "test"))
+        let store = ClaimCountingStore(try SQLiteStore(path: path))
+        let service = InboundWebhooks(store: store, configuration: configuration, logger: Logger(label: "test"))
         let group = ServiceGroup(services: [service], logger: Logger(label: "test"))
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
-            try await Task.sleep(for: .milliseconds(100))
+            // Once it has read the store it waits for the poll.
+            #expect(try await poll { store.claims.load(ordering: .relaxed) >= 1 })
             let stopping = ContinuousClock.now
             await group.triggerGracefulShutdown()
             try await tasks.waitForAll()
@@ -342,6 +354,7 @@ final class WebhookTestServer: Sendable {
         let server = WebhookTestServer(answers: answers)
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelOption(ChannelOptions.Types.SocketOption(level: .socket, name: NIOBSDSocket.Option(rawValue: SO_REUSEPORT)), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
@@ -417,4 +430,65 @@ final class WebhookTestServer: Sendable {
             }
         }
     }
+}
+
+/// An `InboundStore` that counts the reads of due webhooks that have returned.
+final class ClaimCountingStore: InboundStore {
+    let base: any InboundStore
+    let claims = Atomic(0)
+
+    init(_ base: any InboundStore) { self.base = base }
+
+    func claimDueWebhooks(now: Date, limit: Int, leaseUntil: Date) async throws -> [InboundMessage] {
+        defer { claims.add(1, ordering: .relaxed) }
+        return try await base.claimDueWebhooks(now: now, limit: limit, leaseUntil: leaseUntil)
+    }
+
+    func commitInbound(_ messages: [InboundMessage]) async throws { try await base.commitInbound(messages) }
+    func pendingReports(limit: Int) async throws -> [InboundMessage] { try await base.pendingReports(limit: limit) }
+    func completeReport(_ id: InboundMessageID, outcome: ReportOutcome) async throws {
+        try await base.completeReport(id, outcome: outcome)
+    }
+    func recordWebhookAttempt(_ id: InboundMessageID, _ attempt: WebhookAttempt) async throws {
+        try await base.recordWebhookAttempt(id, attempt)
+    }
+    func inboundMessages(limit: Int) async throws -> [InboundSummary] { try await base.inboundMessages(limit: limit) }
+    func recipients(messageIDHeader: String, limit: Int) async throws -> [RecipientSummary] {
+        try await base.recipients(messageIDHeader: messageIDHeader, limit: limit)
+    }
+}
+
+/// A loopback TCP port bound with SO_REUSEPORT and not listening: connecting to it is
+/// refused until a server (also with SO_REUSEPORT) listens on it, and meanwhile no other
+/// process can bind it.
+struct PortReservation {
+    let descriptor: Int32
+    let port: Int
+
+    init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw PortReservationError() }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
+                bind(fd, address, length) == 0 && getsockname(fd, address, &length) == 0
+            }
+        }
+        guard bound else {
+            close(fd)
+            throw PortReservationError()
+        }
+        descriptor = fd
+        port = Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    func release() { close(descriptor) }
+
+    struct PortReservationError: Error {}
 }

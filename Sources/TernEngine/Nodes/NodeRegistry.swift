@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 public import Logging
 public import ServiceLifecycle
 import Synchronization
@@ -35,22 +35,29 @@ public final class NodeRegistry: Service, Sendable {
     private let store: any NodeStore
     private let configuration: Configuration
     private let logger: Logger
-    private let startedAt = Date()
+    private let now: @Sendable () -> Date
+    private let startedAt: Date
     private let live = Atomic<Int>(1)
 
-    public init(store: any NodeStore, configuration: Configuration, logger: Logger) {
+    /// - Parameter now: the wall clock heartbeats are stamped and judged with.
+    public init(
+        store: any NodeStore, configuration: Configuration, logger: Logger, now: @escaping @Sendable () -> Date = Date.init
+    ) {
         self.store = store
         self.configuration = configuration
         self.logger = logger
+        self.now = now
+        self.startedAt = now()
     }
 
     /// The live nodes at the last heartbeat, this one included (at least 1).
     public var liveNodes: Int { live.load(ordering: .relaxed) }
 
     /// Registers the node and counts the live ones; run before the services that use the count.
+    /// Throws when the store refuses the heartbeat or the read of the nodes.
     public func register() async throws {
         try await store.heartbeat(record(state: .running))
-        await countLiveNodes()
+        try await countLiveNodes()
     }
 
     public func run() async throws {
@@ -63,7 +70,11 @@ public final class NodeRegistry: Service, Sendable {
                 } catch {
                     self.logger.warning("cannot write this node's heartbeat: \(error)")
                 }
-                await self.countLiveNodes()
+                do {
+                    try await self.countLiveNodes()
+                } catch {
+                    self.logger.warning("cannot read the nodes, still counting \(self.liveNodes) live: \(error)")
+                }
             }
         }
         // The other nodes take the whole share at their next heartbeat. A cancelled task's
@@ -82,22 +93,19 @@ public final class NodeRegistry: Service, Sendable {
 
     private func record(state: NodeState) -> NodeRecord {
         NodeRecord(
-            id: configuration.node, hostname: configuration.hostname, startedAt: startedAt, heartbeatAt: Date(),
+            id: configuration.node, hostname: configuration.hostname, startedAt: startedAt, heartbeatAt: now(),
             state: state, detail: configuration.detail)
     }
 
-    private func countLiveNodes() async {
-        do {
-            let now = Date()
-            let nodes = try await store.nodes(deliveriesSince: now)
-            let timeout = configuration.timeout.schedulerTimeInterval
-            let count = nodes.filter { $0.node.id == configuration.node || $0.node.isLive(now: now, timeout: timeout) }.count
-            let before = live.exchange(max(1, count), ordering: .relaxed)
-            if before != max(1, count) {
-                logger.info("\(max(1, count)) live node(s) share the queue")
-            }
-        } catch {
-            logger.warning("cannot read the nodes: \(error)")
+    /// Counts the live nodes into `liveNodes`; a failed read leaves the last count.
+    private func countLiveNodes() async throws {
+        let now = now()
+        let nodes = try await store.nodes(deliveriesSince: now)
+        let timeout = configuration.timeout.schedulerTimeInterval
+        let count = max(1, nodes.filter { $0.node.id == configuration.node || $0.node.isLive(now: now, timeout: timeout) }.count)
+        let before = live.exchange(count, ordering: .relaxed)
+        if before != count {
+            logger.info("\(count) live node(s) share the queue")
         }
     }
 }
