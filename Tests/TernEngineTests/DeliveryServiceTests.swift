@@ -245,7 +245,7 @@ final class LostLeaseStore: DeliveryStore {
 
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await service.run() }
-            let deadline = ContinuousClock.now + .seconds(20)
+            let deadline = ContinuousClock.now + .seconds(60)
             while ContinuousClock.now < deadline, try await base.counters(in: .allTime).deferred < 1 {
                 try await Task.sleep(for: .milliseconds(50))
             }
