@@ -170,6 +170,10 @@ struct TernConfiguration: Sendable {
         var publicURL = "http://127.0.0.1:8025"
         /// Event loops of the HTTP server; nil: half of the cores (`HTTPEventLoops`).
         var eventLoops: Int?
+        /// Seconds a connection may wait for a whole request head; `HTTPConnectionLimits`' default when nil.
+        var idleTimeout: Int?
+        var maxConnections: Int?
+        var maxConnectionsPerIP: Int?
     }
 
     struct TLS: Sendable {
@@ -195,7 +199,8 @@ extension TernConfiguration {
         "smtp.limits.max_message_size", "smtp.limits.max_recipients", "smtp.limits.max_command_line",
         "smtp.limits.max_text_line", "smtp.limits.max_errors", "smtp.limits.command_timeout",
         "smtp.limits.data_timeout", "smtp.limits.max_connections", "smtp.limits.max_connections_per_ip",
-        "http.listen", "http.public_url", "http.event_loops",
+        "http.listen", "http.public_url", "http.event_loops", "http.idle_timeout", "http.max_connections",
+        "http.max_connections_per_ip",
         "tls.certificate", "tls.key",
         "delivery.enabled", "delivery.dns_servers", "delivery.smtp_port", "delivery.routes",
         "delivery.retry_schedule", "delivery.max_age", "delivery.initial_concurrency", "delivery.max_concurrency",
@@ -279,6 +284,9 @@ extension TernConfiguration {
         if let value = try source.string("http.listen") { http.listen = value }
         if let value = try source.string("http.public_url") { http.publicURL = value }
         http.eventLoops = try source.int("http.event_loops", minimum: 1)
+        http.idleTimeout = try source.int("http.idle_timeout", minimum: 1)
+        http.maxConnections = try source.int("http.max_connections", minimum: 1)
+        http.maxConnectionsPerIP = try source.int("http.max_connections_per_ip", minimum: 1)
         tls.certificate = try source.string("tls.certificate")
         tls.key = try source.string("tls.key")
         if let value = try source.bool("delivery.enabled") { delivery.enabled = value }
