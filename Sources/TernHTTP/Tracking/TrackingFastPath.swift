@@ -116,8 +116,9 @@ final class TrackingFastPath: ChannelDuplexHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         cancelTimer()
-        // Bytes of a head that never completed go to the decoder, which reports them as it would have.
-        if mode == .reading, let partial = pending.take() {
+        // Bytes of a head that never completed go to the decoder, which reports them as it would
+        // have; requests left unanswered (a client that did not read) are dropped.
+        if mode == .reading, !backlog, let partial = pending.take() {
             mode = .handingOn
             context.fireChannelRead(wrapInboundOut(partial))
         }
