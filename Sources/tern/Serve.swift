@@ -112,10 +112,11 @@ struct Serve: AsyncParsableCommand {
         let serverName = "Tern"
         let routes = tracking.routes
         let httpLoops = HTTPEventLoops(threads: configuration.http.eventLoops)
+        // Opens and clicks on links held in memory are answered on the event loop, the rest by the router.
+        try TernHTTPChannel.checkFastPath(routes: routes, serverName: serverName)
         let http = Application(
             router: router,
-            // Opens and clicks on links held in memory are answered on the event loop, the rest by the router.
-            server: .http1(configuration: .init(additionalChannelHandlers: [TrackingFastPath.Installer(routes: routes, serverName: serverName)])),
+            server: TernHTTPChannel.server(routes: routes, serverName: serverName, limits: configuration.http.connections),
             configuration: ApplicationConfiguration(
                 address: .hostname(httpAddress.host, port: httpAddress.port), serverName: serverName),
             onServerRunning: { channel in
