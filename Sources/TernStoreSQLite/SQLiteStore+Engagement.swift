@@ -10,48 +10,38 @@ extension SQLiteStore {
         }
     }
 
-    /// Events per INSERT statement: what it costs to start and finish a statement is paid once
-    /// for that many rows.
+    /// Events per INSERT statement and per transaction: what it costs to start and finish a
+    /// statement is paid once for that many rows.
     static let engagementRowsPerInsert = 128
-    /// INSERT statements per transaction at most: fewer commits write each hot index page to
-    /// the log fewer times.
-    static let engagementInsertsPerTransaction = 8
-    /// The pause after each transaction, per INSERT it held, in microseconds (see `recordEngagement`).
+    /// The pause between two transactions of a batch, in microseconds (see `recordEngagement`).
     static let engagementPauseMicroseconds = 200
     /// A batch this large means the writer has fallen behind: it is written without pauses.
     static let engagementCatchUpEvents = 50_000
 
-    /// Writes a batch of opens, clicks and unsubscribes in transactions of up to
-    /// `engagementInsertsPerTransaction` INSERTs, with a short pause between transactions.
+    /// Writes a batch of opens, clicks and unsubscribes one transaction of
+    /// `engagementRowsPerInsert` events at a time, with a short pause between transactions.
     ///
-    /// Intake's commits (a client waiting for its 250) come first: a transaction ends after
-    /// the INSERT under way as soon as one is waiting, and the writer is free for it; no
-    /// commit waits behind a whole batch of thousands of events, nor behind a pause. The
-    /// pause, outside any transaction, gives the core to the event loops answering opens and
-    /// clicks on a machine with few cores; a sleep, not `sched_yield()`, which Linux's
+    /// The writer is free between two transactions, so an intake commit (a client waiting for
+    /// its 250) waits for one chunk at most, never for a whole batch of thousands of events.
+    /// The pause, outside any transaction, gives the core to the event loops answering opens
+    /// and clicks on a machine with few cores; a sleep, not `sched_yield()`, which Linux's
     /// scheduler punishes under load (`Benchmarks/RESULTS.md`).
     ///
     /// These transactions commit with `synchronous = NORMAL`: engagement events already wait in
     /// memory before they are written, and the next intake commit (FULL) syncs them with its own.
     public func recordEngagement(_ events: [EngagementEvent]) async throws {
         guard !events.isEmpty else { return }
+        let rowsPerInsert = Self.engagementRowsPerInsert
         let pauses = events.count < Self.engagementCatchUpEvents
-        let waiting = waitingCommits
         var start = events.startIndex
         while start < events.endIndex {
-            let rest = events[start...]
-            let (written, inserts) = try await writer.writeWithoutTransaction { db -> (Int, Int) in
+            let chunk = events[start..<min(start + rowsPerInsert, events.endIndex)]
+            start = chunk.endIndex
+            try await writer.writeWithoutTransaction { db in
                 try db.execute(sql: "PRAGMA synchronous = NORMAL")
-                var written = 0
-                var inserts = 0
                 do {
                     try db.inTransaction {
-                        repeat {
-                            let chunk = rest.dropFirst(written).prefix(Self.engagementRowsPerInsert)
-                            try Self.insertEngagement(chunk, db)
-                            written += chunk.count
-                            inserts += 1
-                        } while written < rest.count && inserts < Self.engagementInsertsPerTransaction && !waiting.any
+                        try Self.insertEngagement(chunk, db)
                         return .commit
                     }
                 } catch {
@@ -59,11 +49,9 @@ extension SQLiteStore {
                     throw error
                 }
                 try db.execute(sql: "PRAGMA synchronous = FULL")
-                return (written, inserts)
             }
-            start += written
             if pauses, start < events.endIndex {
-                try await Task.sleep(for: .microseconds(Self.engagementPauseMicroseconds * inserts))
+                try await Task.sleep(for: .microseconds(Self.engagementPauseMicroseconds))
             }
         }
     }

@@ -1,6 +1,5 @@
 import Foundation
 import GRDB
-import Synchronization
 public import TernCore
 
 /// The embedded store: SQLite through GRDB, WAL journal, `synchronous = FULL`,
@@ -21,10 +20,6 @@ public final class SQLiteStore: Store {
     /// read again from the file at each visit: about 10% less CPU per event, for about 50 MiB
     /// more RSS on a busy server (`Benchmarks/RESULTS.md`). Only the writer: readers come and go.
     static let writerCacheKiB = 32_768
-
-    /// Intake commits queued for the writer and not yet started: engagement batches end their
-    /// transaction when one is waiting (`recordEngagement`).
-    let waitingCommits = WaitingCommits()
 
     /// The database, for the store's extensions in other files.
     var writer: DatabasePool { pool }
@@ -62,12 +57,7 @@ public final class SQLiteStore: Store {
             return
         }
         let path = self.path
-        let waiting = waitingCommits
-        waiting.counter.add(1, ordering: .relaxed)
-        pool.asyncWrite({ db in
-            waiting.counter.subtract(1, ordering: .relaxed)
-            try Self.insert(messages, in: db)
-        }) { _, result in
+        pool.asyncWrite({ db in try Self.insert(messages, in: db) }) { _, result in
             completion(result.mapError { Self.storeError($0, path: path) })
         }
     }
@@ -453,10 +443,4 @@ extension SQLiteStore {
         }
         return migrator
     }
-}
-
-/// A count shared by intake's commits and the engagement writer.
-final class WaitingCommits: Sendable {
-    let counter = Atomic<Int>(0)
-    var any: Bool { counter.load(ordering: .relaxed) > 0 }
 }
