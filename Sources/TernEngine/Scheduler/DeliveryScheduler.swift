@@ -236,8 +236,8 @@ public struct DeliveryScheduler: Sendable {
         return finish(now: now, actions)
     }
 
-    /// Recipients handed over without a load request (`tern queue retry`, or intake
-    /// passing on what it just committed). Those that do not fit come back in
+    /// Recipients handed over without a load request (today only the scheduler's tests do;
+    /// the delivery loop always loads). Those that do not fit come back in
     /// ``Actions/notAdmitted`` and stay in the store. A recipient already held is ignored.
     public mutating func recipientsDue(_ due: [ScheduledRecipient], now: Date) -> Actions {
         var actions = Actions()
