@@ -9,8 +9,12 @@
 // every flush finds thousands of events. Prints p50, p99 and max of both phases and their
 // ratios, over several interleaved rounds, and the events the flood stored per second.
 //
-//   swift run -c release --package-path Benchmarks IntakeCommitBenchmark [rounds] [commits] [batch]
-//   (default 3 rounds of 500 commits per phase, engagement batches of 6,400 events)
+//   swift run -c release --package-path Benchmarks IntakeCommitBenchmark [rounds] [commits] [batch] [rate]
+//   (default 3 rounds of 500 commits per phase, engagement batches of 6,400 events back to
+//   back; a rate in events/s writes rate/10 events every 100 ms instead)
+//
+// FLOOD_SEPARATE=1 sends the flood to a second database file: no shared writer, WAL or
+// fsync, only the machine's cores and disk — the bound any store layout could reach.
 import Foundation
 import Synchronization
 import TernCore
@@ -20,11 +24,16 @@ let arguments = CommandLine.arguments.dropFirst()
 let rounds = arguments.first.flatMap(Int.init) ?? 3
 let commitsPerPhase = arguments.dropFirst().first.flatMap(Int.init) ?? 500
 let batchSize = arguments.dropFirst(2).first.flatMap(Int.init) ?? 6_400
+/// Events per second the flood offers, as `EngagementRecorder` flushes them every 100 ms;
+/// 0 writes batches of `batchSize` back to back (the store's own limit).
+let floodRate = arguments.dropFirst(3).first.flatMap(Int.init) ?? 0
 
 let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tern-commit-bench-\(getpid())")
 try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
 defer { try? FileManager.default.removeItem(at: directory) }
 let store = try SQLiteStore(path: directory.appendingPathComponent("tern.sqlite").path)
+let separate = ProcessInfo.processInfo.environment["FLOOD_SEPARATE"] == "1"
+let floodStore = separate ? try SQLiteStore(path: directory.appendingPathComponent("flood.sqlite").path) : store
 
 /// The store's one commit form, as intake's group committer calls it.
 func commit(_ messages: [QueuedMessage]) async throws {
@@ -42,6 +51,7 @@ for _ in 0..<10 {
         content: Array("Subject: news\r\n\r\n<p>hello</p>\r\n".utf8), credential: "app", clientIP: "127.0.0.1",
         receivedAt: Date(), eightBitMIME: false, smtpUTF8: false, fromDomain: "news.example")
     try await commit([message])
+    if separate { try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in floodStore.commit([message]) { c.resume(with: $0) } } }
     targets += message.recipients.map { (id, $0.id) }
 }
 let recipients = targets
@@ -56,8 +66,8 @@ func message() -> QueuedMessage {
 }
 
 let userAgent = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15"
-func engagementBatch() -> [EngagementEvent] {
-    (0..<batchSize).map { n in
+func engagementBatch(_ size: Int) -> [EngagementEvent] {
+    (0..<size).map { n in
         let (message, recipient) = recipients[Int.random(in: 0..<recipients.count)]
         return EngagementEvent(
             type: n % 3 == 0 ? .click : .open, messageID: message, recipientID: recipient, at: Date(),
@@ -88,7 +98,7 @@ func percentile(_ sorted: [Double], _ p: Double) -> Double {
     sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
 }
 
-print("intake commits on SQLite: \(rounds) rounds of \(commitsPerPhase) commits idle, then \(commitsPerPhase) under an engagement flood (batches of \(batchSize))")
+print("intake commits on SQLite: \(rounds) rounds of \(commitsPerPhase) commits idle, then \(commitsPerPhase) under an engagement flood (\(floodRate > 0 ? "\(floodRate) events/s" : "batches of \(batchSize) back to back")\(separate ? ", into a separate database" : ""))")
 var ratios50: [Double] = []
 var ratios99: [Double] = []
 for round in 1...rounds {
@@ -96,10 +106,15 @@ for round in 1...rounds {
     let stop = Atomic(false)
     let stored = Atomic(0)
     let flood = Task {
+        var next = ContinuousClock.now
         while !stop.load(ordering: .relaxed) {
-            let events = engagementBatch()
-            try await store.recordEngagement(events)
+            let events = engagementBatch(floodRate > 0 ? floodRate / 10 : batchSize)
+            try await floodStore.recordEngagement(events)
             stored.add(events.count, ordering: .relaxed)
+            if floodRate > 0 {
+                next = next.advanced(by: .milliseconds(100))
+                try await Task.sleep(until: next, clock: .continuous)
+            }
         }
     }
     let floodStart = ContinuousClock.now
