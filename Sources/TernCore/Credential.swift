@@ -3,9 +3,14 @@ public import Foundation
 /// Who may submit mail and call the API: an SMTP username and password, an API key,
 /// and optionally client networks that may submit without AUTH (like Postfix's
 /// `mynetworks` or Postal's IP credentials).
+///
+/// A tenant's credential acts for that tenant only. An operator credential (scope `.all`)
+/// sees every tenant through the API and cannot submit mail.
 public struct Credential: Sendable, Equatable {
     /// Also the SMTP username.
     public var name: String
+    /// `.tenant(id)` for a sender's credential, `.all` for the operator's.
+    public var scope: TenantScope
     /// `SecretHasher` form; never the password itself.
     public var passwordHash: String
     /// The public part of the API key (`tern_<keyID>_<secret>`), used to find the row.
@@ -18,9 +23,10 @@ public struct Credential: Sendable, Equatable {
 
     public init(
         name: String, passwordHash: String, apiKeyID: String, apiKeyHash: String,
-        networks: [IPNetwork], domains: [String] = [], createdAt: Date
+        networks: [IPNetwork], domains: [String] = [], scope: TenantScope = .tenant(.default), createdAt: Date
     ) {
         self.name = name
+        self.scope = scope
         self.passwordHash = passwordHash
         self.apiKeyID = apiKeyID
         self.apiKeyHash = apiKeyHash
@@ -84,13 +90,14 @@ extension Credential {
 
     /// Makes a new credential with fresh secrets; returns the stored form and the secrets to show once.
     public static func issue(
-        name: String, networks: [IPNetwork], domains: [String] = [], hasher: SecretHasher = SecretHasher(), now: Date = Date()
+        name: String, networks: [IPNetwork], domains: [String] = [], scope: TenantScope = .tenant(.default),
+        hasher: SecretHasher = SecretHasher(), now: Date = Date()
     ) throws -> (Credential, IssuedCredential) {
         let password = SecretGenerator.token(length: 24)
         let key = APIKey(keyID: SecretGenerator.token(length: 12), secret: SecretGenerator.token(length: 32))
         let credential = Credential(
             name: name, passwordHash: try hasher.hash(password), apiKeyID: key.keyID,
-            apiKeyHash: try hasher.hash(key.secret), networks: networks, domains: domains, createdAt: now)
+            apiKeyHash: try hasher.hash(key.secret), networks: networks, domains: domains, scope: scope, createdAt: now)
         return (credential, IssuedCredential(username: name, password: password, apiKey: key.text))
     }
 }

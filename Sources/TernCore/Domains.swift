@@ -5,6 +5,8 @@ public import Foundation
 public struct SendingDomain: Sendable, Equatable {
     /// Lower case.
     public var name: String
+    /// The one tenant that sends from it (a domain cannot be claimed by two).
+    public var tenant: TenantID
     /// Where bounces, complaints and unsubscribe mail come back; nil for `bounces.<name>`.
     public var returnPathDomain: String?
     /// What is tracked for mail from this domain when neither the message nor its
@@ -20,10 +22,11 @@ public struct SendingDomain: Sendable, Equatable {
     public var keys: [DomainKey]
 
     public init(
-        name: String, returnPathDomain: String? = nil, track: String? = nil, inboundRoute: String? = nil, createdAt: Date,
+        name: String, tenant: TenantID = .default, returnPathDomain: String? = nil, track: String? = nil, inboundRoute: String? = nil, createdAt: Date,
         verifiedAt: Date? = nil, keys: [DomainKey] = []
     ) {
         self.name = name.lowercased()
+        self.tenant = tenant
         self.returnPathDomain = returnPathDomain?.lowercased()
         self.track = track
         self.inboundRoute = inboundRoute

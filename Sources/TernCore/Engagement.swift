@@ -89,8 +89,11 @@ public struct RecipientSummary: Sendable, Equatable {
     public var address: String
     /// The message's sending (`From`) domain, lower-cased; empty when unknown.
     public var fromDomain: String
+    /// The tenant that sent the message: what comes back for this recipient is its.
+    public var tenant: TenantID
 
-    public init(id: RecipientID, messageID: MessageID, address: String, fromDomain: String) {
+    public init(id: RecipientID, messageID: MessageID, address: String, fromDomain: String, tenant: TenantID = .default) {
+        self.tenant = tenant
         self.id = id
         self.messageID = messageID
         self.address = address

@@ -21,11 +21,15 @@ public struct InboundMessage: Sendable, Equatable {
     /// Where inbound mail is posted; nil for reports and store-only routes.
     public var webhookURL: String?
     public var content: [UInt8]
+    /// The tenant whose route or domain inbound mail matched; nil for reports (their events
+    /// belong to the tenant of the recipient they match).
+    public var tenant: TenantID?
 
     public init(
         id: InboundMessageID, receivedAt: Date, clientIP: String?, heloName: String, mailFrom: String,
-        recipients: [String], purpose: InboundPurpose, webhookURL: String?, content: [UInt8]
+        recipients: [String], purpose: InboundPurpose, webhookURL: String?, content: [UInt8], tenant: TenantID? = nil
     ) {
+        self.tenant = tenant
         self.id = id
         self.receivedAt = receivedAt
         self.clientIP = clientIP
@@ -103,6 +107,9 @@ public struct InboundSummary: Sendable, Equatable, Codable {
     /// What the message turned out to be (`bounce`, `complaint`, …, `inbound`); nil until read.
     public var kind: String?
     public var webhook: Webhook?
+    /// The tenant it belongs to (nil: a report, the operator's); not part of the JSON, which
+    /// names tenants rather than numbering them.
+    public var tenant: TenantID?
 
     public struct Webhook: Sendable, Equatable, Codable {
         public var url: String
@@ -138,8 +145,9 @@ public struct InboundSummary: Sendable, Equatable, Codable {
 
     public init(
         id: String, receivedAt: Date, mailFrom: String, recipients: [String], purpose: InboundPurpose, size: Int,
-        kind: String?, webhook: Webhook?
+        kind: String?, webhook: Webhook?, tenant: TenantID? = nil
     ) {
+        self.tenant = tenant
         self.id = id
         self.receivedAt = receivedAt
         self.mailFrom = mailFrom
@@ -183,8 +191,9 @@ public protocol InboundStore: Sendable {
     /// Records one posting attempt: delivered, to be tried again at `nextAttemptAt`, or given up.
     func recordWebhookAttempt(_ id: InboundMessageID, _ attempt: WebhookAttempt) async throws
 
-    /// The most recent arrivals, newest first.
-    func inboundMessages(limit: Int) async throws -> [InboundSummary]
+    /// The most recent arrivals of the tenants in `scope`, newest first (reports, which
+    /// belong to no tenant, only in the operator's scope).
+    func inboundMessages(limit: Int, scope: TenantScope) async throws -> [InboundSummary]
 
     /// The recipients (with their sending domain) of the messages that carry this
     /// `Message-ID` header, the newest first, for reports that lost their VERP address.

@@ -18,11 +18,15 @@ public struct DueRecipient: Sendable, Equatable {
     /// The domain of the message's `From` (lower-cased; empty when unknown): the sending
     /// domain a suppression can be limited to.
     public var fromDomain: String
+    /// The tenant that sent the message: whose suppressions apply.
+    public var tenant: TenantID
 
     public init(
         id: RecipientID, messageID: MessageID, address: String, mailFrom: String, attempts: Int,
-        queuedAt: Date, nextAttemptAt: Date, eightBitMIME: Bool, smtpUTF8: Bool, size: Int, fromDomain: String = ""
+        queuedAt: Date, nextAttemptAt: Date, eightBitMIME: Bool, smtpUTF8: Bool, size: Int, fromDomain: String = "",
+        tenant: TenantID = .default
     ) {
+        self.tenant = tenant
         self.fromDomain = fromDomain
         self.id = id
         self.messageID = messageID
@@ -93,11 +97,14 @@ public struct QueueEntry: Sendable, Equatable, Codable {
     public var nextAttemptAt: Date
     /// The text of the last `deferred` event, if any.
     public var lastReason: String?
+    /// Not part of the JSON: tools show the tenant's name.
+    public var tenant: TenantID = .default
 
     public init(
         recipientID: String, messageID: String, address: String, mailFrom: String, attempts: Int,
-        queuedAt: Date, nextAttemptAt: Date, lastReason: String?
+        queuedAt: Date, nextAttemptAt: Date, lastReason: String?, tenant: TenantID = .default
     ) {
+        self.tenant = tenant
         self.recipientID = recipientID
         self.messageID = messageID
         self.address = address
@@ -121,25 +128,30 @@ public struct QueueEntry: Sendable, Equatable, Codable {
 }
 
 /// An address that must not be mailed, e.g. after a hard bounce, complaint or unsubscribe:
-/// from one sending domain (an unsubscribe from that sender's mail), or from every one.
+/// by one tenant (from one of its sending domains, after an unsubscribe, or from every one),
+/// or by anyone (an installation-wide entry the operator adds).
 public struct Suppression: Sendable, Equatable, Codable {
     /// Lower-cased address.
     public var address: String
+    /// The tenant whose mail it stops; nil: every tenant's. Not part of the JSON: tools
+    /// show the tenant's name.
+    public var tenant: TenantID? = .default
     /// The lower-cased sending (`From`) domain it applies to; empty for every domain.
     public var domain: String
     public var reason: String
     public var createdAt: Date
 
-    public init(address: String, domain: String = "", reason: String, createdAt: Date) {
+    public init(address: String, domain: String = "", tenant: TenantID? = .default, reason: String, createdAt: Date) {
         self.address = address
+        self.tenant = tenant
         self.domain = domain
         self.reason = reason
         self.createdAt = createdAt
     }
 
-    /// Whether it stops mail from `sendingDomain` (lower-cased).
-    public func applies(to sendingDomain: String) -> Bool {
-        domain.isEmpty || domain == sendingDomain
+    /// Whether it stops mail from `sendingDomain` (lower-cased) sent by `tenant`.
+    public func applies(to sendingDomain: String, of tenant: TenantID) -> Bool {
+        (self.tenant == nil || self.tenant == tenant) && (domain.isEmpty || domain == sendingDomain)
     }
 
     enum CodingKeys: String, CodingKey {
@@ -178,8 +190,8 @@ public protocol DeliveryStore: Sendable {
     /// `StoreError(.notFound)` when the message is gone.
     func readContent(of message: MessageID, offset: Int, maxLength: Int) async throws -> [UInt8]
 
-    /// Recipients still queued (not final), oldest first.
-    func queueEntries(limit: Int) async throws -> [QueueEntry]
+    /// Recipients still queued (not final) of the tenants in `scope`, oldest first.
+    func queueEntries(limit: Int, scope: TenantScope) async throws -> [QueueEntry]
     /// Makes the recipient (or every queued recipient of the message) due now; returns how many.
     func retryNow(_ id: Int64, now: Date) async throws -> Int
     /// Removes the recipient (or every queued recipient of the message) from the queue with a
@@ -188,12 +200,15 @@ public protocol DeliveryStore: Sendable {
 
     /// Adds (or updates the reason of) an entry; the address and domain are lower-cased.
     func addSuppression(_ suppression: Suppression) async throws
-    /// Removes the address's entry for `domain`, or every entry of the address when `domain`
-    /// is nil; returns how many were removed.
-    func removeSuppression(address: String, domain: String?) async throws -> Int
-    func suppressions() async throws -> [Suppression]
+    /// Removes the address's entry of `tenant` (nil: the installation-wide one) for `domain`,
+    /// or every such entry of the address when `domain` is nil; returns how many were removed.
+    func removeSuppression(address: String, domain: String?, tenant: TenantID?) async throws -> Int
+    /// The entries that stop the mail of the tenants in `scope`: a tenant's own and the
+    /// installation-wide ones; every entry for the operator.
+    func suppressions(scope: TenantScope) async throws -> [Suppression]
     /// The recipients that must not be mailed: their address (compared lower-cased) is
-    /// suppressed for every domain or for their message's sending domain.
+    /// suppressed, installation-wide or by their message's tenant, for every domain or for
+    /// their message's sending domain.
     func suppressed(_ recipients: [DueRecipient]) async throws -> Set<RecipientID>
 }
 

@@ -4,6 +4,8 @@ public import Foundation
 /// intake added), the envelope, and one row per recipient.
 public struct QueuedMessage: Sendable {
     public var id: MessageID
+    /// The tenant that sent it: of its credential.
+    public var tenant: TenantID
     /// The `Message-ID` header's value, as found or as added by intake.
     public var messageIDHeader: String
     /// The reverse path; empty for `<>`.
@@ -27,8 +29,9 @@ public struct QueuedMessage: Sendable {
     public init(
         id: MessageID, messageIDHeader: String, mailFrom: String, recipients: [QueuedRecipient],
         content: [UInt8], credential: String?, clientIP: String?, receivedAt: Date,
-        eightBitMIME: Bool, smtpUTF8: Bool, fromDomain: String = "", links: [String] = []
+        eightBitMIME: Bool, smtpUTF8: Bool, fromDomain: String = "", links: [String] = [], tenant: TenantID = .default
     ) {
+        self.tenant = tenant
         self.fromDomain = fromDomain
         self.links = links
         self.id = id
@@ -64,6 +67,7 @@ public enum RecipientState: String, Sendable, Codable {
 /// A stored message as read back from the store.
 public struct StoredMessage: Sendable, Equatable {
     public var id: MessageID
+    public var tenant: TenantID
     public var messageIDHeader: String
     public var mailFrom: String
     public var recipients: [StoredRecipient]
@@ -73,9 +77,10 @@ public struct StoredMessage: Sendable, Equatable {
 
     public init(
         id: MessageID, messageIDHeader: String, mailFrom: String, recipients: [StoredRecipient],
-        content: [UInt8], credential: String?, receivedAt: Date
+        content: [UInt8], credential: String?, receivedAt: Date, tenant: TenantID = .default
     ) {
         self.id = id
+        self.tenant = tenant
         self.messageIDHeader = messageIDHeader
         self.mailFrom = mailFrom
         self.recipients = recipients

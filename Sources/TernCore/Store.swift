@@ -2,7 +2,7 @@ import Foundation
 
 /// The store every part of Tern reads and writes: queue, events, credentials.
 /// Two implementations (SQLite, PostgreSQL) pass one conformance suite.
-public protocol Store: DeliveryStore, EngagementStore, InboundStore, DomainStore, NodeStore {
+public protocol Store: DeliveryStore, EngagementStore, InboundStore, DomainStore, NodeStore, TenantStore {
     /// Commits every message (content, envelope, recipients, one `outbound` event per
     /// recipient) durably in one transaction, all or nothing, then calls `completion` once,
     /// on any thread. Intake's group committer puts many sessions' messages into one call so
@@ -13,11 +13,13 @@ public protocol Store: DeliveryStore, EngagementStore, InboundStore, DomainStore
     /// no executor hop (the 250 waits on this).
     func commit(_ messages: [QueuedMessage], completion: @escaping @Sendable (Result<Void, any Error>) -> Void)
 
-    /// Counters computed from the event rows in `range`.
-    func counters(in range: TimeRange) async throws -> Counters
+    /// Counters computed from the event rows in `range` of the tenants in `scope` (the
+    /// operator's scope also counts what belongs to no tenant: unmatched reports).
+    func counters(in range: TimeRange, scope: TenantScope) async throws -> Counters
 
-    /// A stored message and its recipients.
-    func message(_ id: MessageID) async throws -> StoredMessage?
+    /// A stored message and its recipients; nil when there is none in `scope` (another
+    /// tenant's message answers exactly as a missing one).
+    func message(_ id: MessageID, scope: TenantScope) async throws -> StoredMessage?
 
     func addCredential(_ credential: Credential) async throws
     func removeCredential(named name: String) async throws -> Bool
@@ -38,6 +40,8 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
         public static let duplicate = Code(name: "duplicate")
         public static let notFound = Code(name: "notFound")
         public static let unavailable = Code(name: "unavailable")
+        /// The change would break a rule of what is stored (e.g. removing a tenant that owns mail).
+        public static let conflict = Code(name: "conflict")
         /// The disk (or database) is full: nothing was written.
         public static let insufficientStorage = Code(name: "insufficientStorage")
         public var description: String { name }

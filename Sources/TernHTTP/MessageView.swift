@@ -23,6 +23,8 @@ public struct MessageView: ResponseEncodable, Decodable, Equatable, Sendable {
     public var mailFrom: String
     public var receivedAt: String
     public var recipients: [Recipient]
+    /// Whose message it is; not in the JSON (tools show the tenant's name).
+    public var tenant: TenantID?
 
     enum CodingKeys: String, CodingKey {
         case id
@@ -37,6 +39,7 @@ public struct MessageView: ResponseEncodable, Decodable, Equatable, Sendable {
         messageIDHeader = message.messageIDHeader
         mailFrom = message.mailFrom
         receivedAt = ISO8601.format(message.receivedAt, fractionalSeconds: true)
+        tenant = message.tenant
         var events: [RecipientID: [Event]] = [:]
         for event in timeline {
             guard let recipient = event.recipientID else { continue }
@@ -50,9 +53,9 @@ public struct MessageView: ResponseEncodable, Decodable, Equatable, Sendable {
         }
     }
 
-    /// Reads the message and its timeline; nil when there is no such message.
-    public static func load(_ id: MessageID, from store: any Store) async throws -> MessageView? {
-        guard let message = try await store.message(id) else { return nil }
+    /// Reads the message and its timeline; nil when there is no such message in `scope`.
+    public static func load(_ id: MessageID, from store: any Store, scope: TenantScope) async throws -> MessageView? {
+        guard let message = try await store.message(id, scope: scope) else { return nil }
         return MessageView(message: message, timeline: try await store.timeline(of: id))
     }
 }

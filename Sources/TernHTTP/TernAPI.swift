@@ -15,16 +15,16 @@ public struct TernAPI: Sendable {
     public func buildRouter() -> Router<TernRequestContext> {
         let router = Router(context: TernRequestContext.self)
         router.get("/healthz") { _, _ in HealthResponse(status: "ok") }
-        let api = router.group("/api/v1").add(middleware: APIKeyMiddleware(credentials: credentials))
-        api.get("/stats") { request, _ in try await stats(request) }
+        let api = router.group("/api/v1").add(middleware: APIKeyMiddleware(credentials: credentials, store: store))
+        api.get("/stats") { request, context in try await stats(request, scope: context.requireScope()) }
         api.get("/messages/:id") { _, context in try await message(context) }
-        api.get("/inbound") { request, _ in try await inbound(request) }
+        api.get("/inbound") { request, context in try await inbound(request, scope: context.requireScope()) }
         return router
     }
 
     /// `GET /api/v1/inbound?limit=N`: what arrived at the MX, newest first, with the state
     /// of each inbound message's posting to its route.
-    func inbound(_ request: Request) async throws -> InboundListResponse {
+    func inbound(_ request: Request, scope: TenantScope) async throws -> InboundListResponse {
         var limit = 100
         if let text = request.uri.queryParameters.get("limit") {
             guard let value = Int(text), (1...1000).contains(value) else {
@@ -32,7 +32,7 @@ public struct TernAPI: Sendable {
             }
             limit = value
         }
-        return InboundListResponse(messages: try await store.inboundMessages(limit: limit))
+        return InboundListResponse(messages: try await store.inboundMessages(limit: limit, scope: scope))
     }
 
     /// `GET /api/v1/messages/ID`: the message's recipients and each one's timeline.
@@ -40,21 +40,21 @@ public struct TernAPI: Sendable {
         guard let text = context.parameters.get("id"), let id = MessageID(text) else {
             throw HTTPError(.badRequest, message: "a message id is 16 hexadecimal digits")
         }
-        guard let view = try await MessageView.load(id, from: store) else {
+        guard let view = try await MessageView.load(id, from: store, scope: try context.requireScope()) else {
             throw HTTPError(.notFound, message: "no message \(text)")
         }
         return view
     }
 
     /// `GET /api/v1/stats?from=ISO8601&to=ISO8601`: the counters, computed from events.
-    func stats(_ request: Request) async throws -> StatsResponse {
+    func stats(_ request: Request, scope: TenantScope) async throws -> StatsResponse {
         let range = try TimeRange(
             from: request.uri.queryParameters.get("from").map { try ISO8601.parse($0, name: "from") },
             to: request.uri.queryParameters.get("to").map { try ISO8601.parse($0, name: "to") })
         if let from = range.from, let to = range.to, from > to {
             throw HTTPError(.badRequest, message: "'from' must not be after 'to'")
         }
-        let counters = try await store.counters(in: range)
+        let counters = try await store.counters(in: range, scope: scope)
         return StatsResponse(counters: counters, range: range)
     }
 }
@@ -99,9 +99,21 @@ public struct StatsResponse: ResponseEncodable, Equatable, Decodable {
     }
 }
 
-/// Lets a request through only with `Authorization: Bearer <api key>` of a known credential.
-struct APIKeyMiddleware<Context: RequestContext>: RouterMiddleware {
+extension TernRequestContext {
+    /// The scope the API key check set; a route outside that check sees nothing.
+    func requireScope() throws -> TenantScope {
+        guard let scope else { throw HTTPError(.unauthorized, message: "missing API key") }
+        return scope
+    }
+}
+
+/// Lets a request through only with `Authorization: Bearer <api key>` of a known credential,
+/// and sets the tenants it may see: a tenant key its own tenant; an operator key every tenant,
+/// or one with `?tenant=NAME`.
+struct APIKeyMiddleware: RouterMiddleware {
+    typealias Context = TernRequestContext
     let credentials: CredentialDirectory
+    let store: any Store
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard let header = request.headers[.authorization] else {
@@ -109,11 +121,30 @@ struct APIKeyMiddleware<Context: RequestContext>: RouterMiddleware {
         }
         let parts = header.split(separator: " ", maxSplits: 1)
         guard parts.count == 2, parts[0].lowercased() == "bearer",
-            await credentials.authenticate(apiKey: parts[1].drop(while: { $0 == " " })) != nil
+            let credential = await credentials.authenticate(apiKey: parts[1].drop(while: { $0 == " " }))
         else {
             throw HTTPError(.unauthorized, headers: [.wwwAuthenticate: "Bearer error=\"invalid_token\""], message: "invalid API key")
         }
+        var context = context
+        context.scope = try await scope(of: credential, asking: request.uri.queryParameters.get("tenant"))
         return try await next(request, context)
+    }
+
+    /// A tenant key may name only its own tenant (another name is refused the same way
+    /// whether that tenant exists or not); the operator may name any.
+    private func scope(of credential: Credential, asking name: String?) async throws -> TenantScope {
+        guard let name else { return credential.scope }
+        let tenant = try await store.tenant(named: name)
+        switch credential.scope {
+        case .all:
+            guard let tenant else { throw HTTPError(.badRequest, message: "no tenant named '\(name)'") }
+            return .tenant(tenant.id)
+        case .tenant(let own):
+            guard tenant?.id == own else {
+                throw HTTPError(.forbidden, message: "a tenant's API key sees only its own tenant; 'tenant' may only name it")
+            }
+            return .tenant(own)
+        }
     }
 }
 

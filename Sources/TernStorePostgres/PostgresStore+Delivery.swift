@@ -52,19 +52,19 @@ extension PostgresStore {
             FROM due, messages m
             WHERE r.id = due.id AND m.id = r.message_id
             RETURNING r.id, r.message_id, r.address, r.attempts, r.next_attempt_at,
-                      m.mail_from, m.received_at, m.eight_bit_mime, m.smtp_utf8, m.size, m.from_domain
+                      m.mail_from, m.received_at, m.eight_bit_mime, m.smtp_utf8, m.size, m.from_domain, m.tenant_id
             """
         let rows = try await client.query(query, logger: logger)
         var claimed: [DueRecipient] = []
-        for try await (id, messageID, address, attempts, nextAttemptAt, mailFrom, receivedAt, eightBit, utf8, size, fromDomain)
-            in rows.decode((Int64, Int64, String, Int32, Int64, String, Int64, Bool, Bool, Int64, String).self)
+        for try await (id, messageID, address, attempts, nextAttemptAt, mailFrom, receivedAt, eightBit, utf8, size, fromDomain, tenant)
+            in rows.decode((Int64, Int64, String, Int32, Int64, String, Int64, Bool, Bool, Int64, String, Int64).self)
         {
             claimed.append(
                 DueRecipient(
                     id: RecipientID(rawValue: id), messageID: MessageID(rawValue: messageID), address: address,
                     mailFrom: mailFrom, attempts: Int(attempts), queuedAt: Date(millisecondsSince1970: receivedAt),
                     nextAttemptAt: Date(millisecondsSince1970: nextAttemptAt), eightBitMIME: eightBit, smtpUTF8: utf8,
-                    size: Int(size), fromDomain: fromDomain))
+                    size: Int(size), fromDomain: fromDomain, tenant: TenantID(rawValue: tenant)))
         }
         // RETURNING has no order: earliest due first, as the claim chose them.
         claimed.sort { ($0.nextAttemptAt, $0.id) < ($1.nextAttemptAt, $1.id) }
@@ -170,9 +170,9 @@ extension PostgresStore {
                 WHERE r.id = o.id AND r.state = 'queued'
                 RETURNING r.id
             )
-            INSERT INTO events (type, message_id, recipient_id, at, details)
-            SELECT o.type, o.message_id, o.id, o.at, NULLIF(o.details, '')::JSONB
-            FROM o JOIN updated u ON u.id = o.id
+            INSERT INTO events (type, message_id, recipient_id, at, details, tenant_id)
+            SELECT o.type, o.message_id, o.id, o.at, NULLIF(o.details, '')::JSONB, m.tenant_id
+            FROM o JOIN updated u ON u.id = o.id JOIN messages m ON m.id = o.message_id
             ORDER BY o.position
             """, logger: logger)
     }
@@ -200,28 +200,30 @@ extension PostgresStore {
         return piece
     }
 
-    public func queueEntries(limit: Int) async throws -> [QueueEntry] {
+    public func queueEntries(limit: Int, scope: TenantScope) async throws -> [QueueEntry] {
+        let tenant = scope.tenant?.rawValue
         let rows = try await client.query(
             """
-            SELECT r.id, r.message_id, r.address, r.attempts, r.next_attempt_at, m.mail_from, m.received_at,
+            SELECT r.id, r.message_id, r.address, r.attempts, r.next_attempt_at, m.mail_from, m.received_at, m.tenant_id,
                    (SELECT COALESCE(e.details ->> 'text', e.details ->> 'reason') FROM events e
                     WHERE e.recipient_id = r.id AND e.type = 'deferred'
                     ORDER BY e.id DESC LIMIT 1)
             FROM recipients r JOIN messages m ON m.id = r.message_id
-            WHERE r.state = 'queued'
+            WHERE r.state = 'queued' AND (\(tenant)::BIGINT IS NULL OR m.tenant_id = \(tenant))
             ORDER BY m.received_at, r.message_id, r.position
             LIMIT \(Int64(limit))
             """, logger: logger)
         var entries: [QueueEntry] = []
-        for try await (id, messageID, address, attempts, nextAttemptAt, mailFrom, receivedAt, reason) in rows.decode(
-            (Int64, Int64, String, Int32, Int64, String, Int64, String?).self)
+        for try await (id, messageID, address, attempts, nextAttemptAt, mailFrom, receivedAt, owner, reason) in rows.decode(
+            (Int64, Int64, String, Int32, Int64, String, Int64, Int64, String?).self)
         {
             entries.append(
                 QueueEntry(
                     recipientID: RecipientID(rawValue: id).description, messageID: MessageID(rawValue: messageID).description,
                     address: address, mailFrom: mailFrom, attempts: Int(attempts),
                     queuedAt: Date(millisecondsSince1970: receivedAt),
-                    nextAttemptAt: Date(millisecondsSince1970: nextAttemptAt), lastReason: reason))
+                    nextAttemptAt: Date(millisecondsSince1970: nextAttemptAt), lastReason: reason,
+                    tenant: TenantID(rawValue: owner)))
         }
         return entries
     }
@@ -259,41 +261,48 @@ extension PostgresStore {
         }
     }
 
+    /// The stored form of a suppression's tenant: 0 for an installation-wide entry (a key
+    /// column cannot hold NULL).
+    static func suppressionTenant(_ tenant: TenantID?) -> Int64 { tenant?.rawValue ?? 0 }
+
     public func addSuppression(_ suppression: Suppression) async throws {
         try await client.query(
             """
-            INSERT INTO suppressions (address, domain, reason, created_at)
-            VALUES (\(suppression.address.lowercased()), \(suppression.domain.lowercased()), \(suppression.reason),
-                    \(suppression.createdAt.millisecondsSince1970))
-            ON CONFLICT (address, domain) DO UPDATE SET reason = excluded.reason
+            INSERT INTO suppressions (tenant_id, address, domain, reason, created_at)
+            VALUES (\(Self.suppressionTenant(suppression.tenant)), \(suppression.address.lowercased()),
+                    \(suppression.domain.lowercased()), \(suppression.reason), \(suppression.createdAt.millisecondsSince1970))
+            ON CONFLICT (address, tenant_id, domain) DO UPDATE SET reason = excluded.reason
             """, logger: logger)
     }
 
-    public func removeSuppression(address: String, domain: String?) async throws -> Int {
-        if let domain {
-            return try await count(
-                """
-                WITH removed AS (
-                    DELETE FROM suppressions WHERE address = \(address.lowercased()) AND domain = \(domain.lowercased())
-                    RETURNING 1
-                )
-                SELECT COUNT(*) FROM removed
-                """)
-        }
+    public func removeSuppression(address: String, domain: String?, tenant: TenantID?) async throws -> Int {
+        let domain = domain?.lowercased()
         return try await count(
             """
-            WITH removed AS (DELETE FROM suppressions WHERE address = \(address.lowercased()) RETURNING 1)
+            WITH removed AS (
+                DELETE FROM suppressions
+                WHERE address = \(address.lowercased()) AND tenant_id = \(Self.suppressionTenant(tenant))
+                  AND (\(domain)::TEXT IS NULL OR domain = \(domain))
+                RETURNING 1
+            )
             SELECT COUNT(*) FROM removed
             """)
     }
 
-    public func suppressions() async throws -> [Suppression] {
+    public func suppressions(scope: TenantScope) async throws -> [Suppression] {
+        let tenant = scope.tenant?.rawValue
         let rows = try await client.query(
-            "SELECT address, domain, reason, created_at FROM suppressions ORDER BY address, domain", logger: logger)
+            """
+            SELECT tenant_id, address, domain, reason, created_at FROM suppressions
+            WHERE \(tenant)::BIGINT IS NULL OR tenant_id IN (0, \(tenant))
+            ORDER BY address, tenant_id, domain
+            """, logger: logger)
         var entries: [Suppression] = []
-        for try await (address, domain, reason, createdAt) in rows.decode((String, String, String, Int64).self) {
+        for try await (owner, address, domain, reason, createdAt) in rows.decode((Int64, String, String, String, Int64).self) {
             entries.append(
-                Suppression(address: address, domain: domain, reason: reason, createdAt: Date(millisecondsSince1970: createdAt)))
+                Suppression(
+                    address: address, domain: domain, tenant: owner == 0 ? nil : TenantID(rawValue: owner), reason: reason,
+                    createdAt: Date(millisecondsSince1970: createdAt)))
         }
         return entries
     }
@@ -302,17 +311,19 @@ extension PostgresStore {
         guard !recipients.isEmpty else { return [] }
         let lowered = Array(Set(recipients.map { $0.address.lowercased() }))
         let rows = try await client.query(
-            "SELECT address, domain FROM suppressions WHERE address = ANY(\(lowered)::TEXT[])", logger: logger)
-        var entries: [String: [String]] = [:]
-        for try await (address, domain) in rows.decode((String, String).self) {
-            entries[address, default: []].append(domain)
+            "SELECT address, domain, tenant_id FROM suppressions WHERE address = ANY(\(lowered)::TEXT[])", logger: logger)
+        var entries: [String: [Suppression]] = [:]
+        for try await (address, domain, owner) in rows.decode((String, String, Int64).self) {
+            entries[address, default: []].append(
+                Suppression(
+                    address: address, domain: domain, tenant: owner == 0 ? nil : TenantID(rawValue: owner), reason: "",
+                    createdAt: Date(timeIntervalSince1970: 0)))
         }
         guard !entries.isEmpty else { return [] }
         var suppressed: Set<RecipientID> = []
         for recipient in recipients {
-            let domains = entries[recipient.address.lowercased()] ?? []
             let sendingDomain = recipient.fromDomain.lowercased()
-            if domains.contains(where: { $0.isEmpty || $0 == sendingDomain }) {
+            if entries[recipient.address.lowercased(), default: []].contains(where: { $0.applies(to: sendingDomain, of: recipient.tenant) }) {
                 suppressed.insert(recipient.id)
             }
         }

@@ -9,17 +9,34 @@ extension PostgresStore {
     public func addDomain(_ domain: SendingDomain) async throws {
         let logger = self.logger
         try await transaction { connection in
+            var tenantExists = false
+            for try await _ in try await connection.query(
+                "SELECT 1 FROM tenants WHERE id = \(domain.tenant.rawValue)", logger: logger
+            ).decode(Int32.self) {
+                tenantExists = true
+            }
+            guard tenantExists else { throw StoreError(.notFound, "no tenant with id \(domain.tenant)") }
             let rows = try await connection.query(
                 """
-                INSERT INTO domains (name, return_path_domain, track, inbound_route, created_at, verified_at)
+                INSERT INTO domains (name, return_path_domain, track, inbound_route, created_at, verified_at, tenant_id)
                 VALUES (\(domain.name), \(domain.returnPathDomain), \(domain.track), \(domain.inboundRoute),
-                        \(domain.createdAt.millisecondsSince1970), \(domain.verifiedAt?.millisecondsSince1970))
+                        \(domain.createdAt.millisecondsSince1970), \(domain.verifiedAt?.millisecondsSince1970),
+                        \(domain.tenant.rawValue))
                 ON CONFLICT (name) DO NOTHING
                 RETURNING name
                 """, logger: logger)
             var inserted = false
             for try await _ in rows.decode(String.self) { inserted = true }
-            guard inserted else { throw StoreError(.duplicate, "domain \(domain.name) already exists") }
+            guard inserted else {
+                var owner = "another tenant"
+                for try await name in try await connection.query(
+                    "SELECT t.name FROM domains d JOIN tenants t ON t.id = d.tenant_id WHERE d.name = \(domain.name)",
+                    logger: logger
+                ).decode(String.self) {
+                    owner = "tenant " + name
+                }
+                throw StoreError(.duplicate, "domain \(domain.name) already belongs to \(owner)")
+            }
             try await Self.insert(domain.keys, of: domain.name, on: connection, logger: logger)
         }
     }
@@ -87,16 +104,16 @@ extension PostgresStore {
     private func domains(named name: String?) async throws -> [SendingDomain] {
         let domainRows = try await client.query(
             """
-            SELECT name, return_path_domain, track, inbound_route, created_at, verified_at
+            SELECT name, return_path_domain, track, inbound_route, created_at, verified_at, tenant_id
             FROM domains WHERE \(name)::TEXT IS NULL OR name = \(name) ORDER BY name
             """, logger: logger)
         var domains: [SendingDomain] = []
-        for try await (domainName, returnPath, track, inboundRoute, createdAt, verifiedAt) in domainRows.decode(
-            (String, String?, String?, String?, Int64, Int64?).self)
+        for try await (domainName, returnPath, track, inboundRoute, createdAt, verifiedAt, tenant) in domainRows.decode(
+            (String, String?, String?, String?, Int64, Int64?, Int64).self)
         {
             domains.append(
                 SendingDomain(
-                    name: domainName, returnPathDomain: returnPath, track: track, inboundRoute: inboundRoute,
+                    name: domainName, tenant: TenantID(rawValue: tenant), returnPathDomain: returnPath, track: track, inboundRoute: inboundRoute,
                     createdAt: Date(millisecondsSince1970: createdAt),
                     verifiedAt: verifiedAt.map(Date.init(millisecondsSince1970:))))
         }

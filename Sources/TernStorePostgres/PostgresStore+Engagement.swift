@@ -32,19 +32,21 @@ extension PostgresStore {
                 let (keys, values) = fields.keys.isEmpty ? (nil, nil) : (fields.keys, fields.values)
                 try await connection.query(
                     """
-                    INSERT INTO events (type, message_id, recipient_id, at, details)
-                    SELECT \(event.type.rawValue), r.message_id, r.id, \(at), jsonb_object(\(keys)::TEXT[], \(values)::TEXT[])
-                    FROM recipients r WHERE r.id = \(event.recipientID.rawValue) AND r.message_id = \(event.messageID.rawValue)
+                    INSERT INTO events (type, message_id, recipient_id, at, details, tenant_id)
+                    SELECT \(event.type.rawValue), r.message_id, r.id, \(at), jsonb_object(\(keys)::TEXT[], \(values)::TEXT[]),
+                           m.tenant_id
+                    FROM recipients r JOIN messages m ON m.id = r.message_id
+                    WHERE r.id = \(event.recipientID.rawValue) AND r.message_id = \(event.messageID.rawValue)
                     ON CONFLICT DO NOTHING
                     """, logger: logger)
                 if event.type == .unsubscribe {
                     try await connection.query(
                         """
-                        INSERT INTO suppressions (address, domain, reason, created_at)
-                        SELECT lower(r.address), m.from_domain, 'unsubscribed', \(at)
+                        INSERT INTO suppressions (tenant_id, address, domain, reason, created_at)
+                        SELECT m.tenant_id, lower(r.address), m.from_domain, 'unsubscribed', \(at)
                         FROM recipients r JOIN messages m ON m.id = r.message_id
                         WHERE r.id = \(event.recipientID.rawValue) AND r.message_id = \(event.messageID.rawValue)
-                        ON CONFLICT (address, domain) DO NOTHING
+                        ON CONFLICT (address, tenant_id, domain) DO NOTHING
                         """, logger: logger)
                 }
             }
@@ -54,12 +56,14 @@ extension PostgresStore {
     public func recipientSummary(_ id: RecipientID) async throws -> RecipientSummary? {
         let rows = try await client.query(
             """
-            SELECT r.message_id, r.address, m.from_domain
+            SELECT r.message_id, r.address, m.from_domain, m.tenant_id
             FROM recipients r JOIN messages m ON m.id = r.message_id WHERE r.id = \(id.rawValue)
             """, logger: logger)
         var summary: RecipientSummary?
-        for try await (messageID, address, fromDomain) in rows.decode((Int64, String, String).self) {
-            summary = RecipientSummary(id: id, messageID: MessageID(rawValue: messageID), address: address, fromDomain: fromDomain)
+        for try await (messageID, address, fromDomain, tenant) in rows.decode((Int64, String, String, Int64).self) {
+            summary = RecipientSummary(
+                id: id, messageID: MessageID(rawValue: messageID), address: address, fromDomain: fromDomain,
+                tenant: TenantID(rawValue: tenant))
         }
         return summary
     }

@@ -36,10 +36,11 @@ extension PostgresStore {
         try await connection.query(
             """
             INSERT INTO inbound_messages (id, received_at, client_ip, helo, mail_from, recipients, purpose, size,
-                                          content, kind, webhook_url, webhook_state, webhook_next_at)
+                                          content, kind, webhook_url, webhook_state, webhook_next_at, tenant_id)
             VALUES (\(message.id.rawValue), \(at), \(message.clientIP), \(message.heloName), \(message.mailFrom),
                     \(message.recipients), \(message.purpose.rawValue), \(Int64(message.content.count)), \(content),
-                    \(kind), \(webhookURL), \(webhookDue ? "pending" : "none"), \(webhookDue ? at : nil))
+                    \(kind), \(webhookURL), \(webhookDue ? "pending" : "none"), \(webhookDue ? at : nil),
+                    \(message.tenant?.rawValue))
             """, logger: logger)
         guard isInbound else { return }
         let details = [
@@ -50,12 +51,13 @@ extension PostgresStore {
         let values = keys.map { details[$0] ?? "" }
         try await connection.query(
             """
-            INSERT INTO events (type, message_id, recipient_id, at, details)
-            VALUES (\(EventType.inbound.rawValue), NULL, NULL, \(at), jsonb_object(\(keys)::TEXT[], \(values)::TEXT[]))
+            INSERT INTO events (type, message_id, recipient_id, at, details, tenant_id)
+            VALUES (\(EventType.inbound.rawValue), NULL, NULL, \(at), jsonb_object(\(keys)::TEXT[], \(values)::TEXT[]),
+                    \(message.tenant?.rawValue))
             """, logger: logger)
     }
 
-    private static let inboundColumns = "id, received_at, client_ip, helo, mail_from, recipients, purpose, webhook_url, content"
+    private static let inboundColumns = "id, received_at, client_ip, helo, mail_from, recipients, purpose, webhook_url, content, tenant_id"
 
     public func pendingReports(limit: Int) async throws -> [InboundMessage] {
         try await inboundMessages(
@@ -94,9 +96,10 @@ extension PostgresStore {
                 // At most one failed, complaint and unsubscribe event per recipient.
                 try await connection.query(
                     """
-                    INSERT INTO events (type, message_id, recipient_id, at, details)
+                    INSERT INTO events (type, message_id, recipient_id, at, details, tenant_id)
                     SELECT \(event.type.rawValue), \(event.messageID?.rawValue), \(event.recipientID?.rawValue), \(at),
-                           jsonb_object(\(keys)::TEXT[], \(values)::TEXT[])
+                           jsonb_object(\(keys)::TEXT[], \(values)::TEXT[]),
+                           (SELECT tenant_id FROM messages WHERE id = \(event.messageID?.rawValue))
                     WHERE NOT \(onlyOnce) OR NOT EXISTS (
                         SELECT 1 FROM events WHERE recipient_id = \(event.recipientID?.rawValue) AND type = \(event.type.rawValue))
                     ON CONFLICT DO NOTHING
@@ -104,20 +107,20 @@ extension PostgresStore {
                 if event.type == .unsubscribe, let recipient = event.recipientID {
                     try await connection.query(
                         """
-                        INSERT INTO suppressions (address, domain, reason, created_at)
-                        SELECT lower(r.address), m.from_domain, 'unsubscribed', \(at)
+                        INSERT INTO suppressions (tenant_id, address, domain, reason, created_at)
+                        SELECT m.tenant_id, lower(r.address), m.from_domain, 'unsubscribed', \(at)
                         FROM recipients r JOIN messages m ON m.id = r.message_id WHERE r.id = \(recipient.rawValue)
-                        ON CONFLICT (address, domain) DO NOTHING
+                        ON CONFLICT (address, tenant_id, domain) DO NOTHING
                         """, logger: logger)
                 }
             }
             for suppression in outcome.suppressions {
                 try await connection.query(
                     """
-                    INSERT INTO suppressions (address, domain, reason, created_at)
-                    VALUES (\(suppression.address.lowercased()), \(suppression.domain.lowercased()), \(suppression.reason),
-                            \(suppression.createdAt.millisecondsSince1970))
-                    ON CONFLICT (address, domain) DO NOTHING
+                    INSERT INTO suppressions (tenant_id, address, domain, reason, created_at)
+                    VALUES (\(Self.suppressionTenant(suppression.tenant)), \(suppression.address.lowercased()),
+                            \(suppression.domain.lowercased()), \(suppression.reason), \(suppression.createdAt.millisecondsSince1970))
+                    ON CONFLICT (address, tenant_id, domain) DO NOTHING
                     """, logger: logger)
             }
         }
@@ -151,11 +154,11 @@ extension PostgresStore {
             FROM due
             WHERE m.id = due.id
             RETURNING due.webhook_next_at, m.id, m.received_at, m.client_ip, m.helo, m.mail_from, m.recipients, m.purpose,
-                      m.webhook_url, m.content
+                      m.webhook_url, m.content, m.tenant_id
             """, logger: logger)
         var claimed: [(due: Int64, message: InboundMessage)] = []
-        for try await (due, id, receivedAt, clientIP, helo, mailFrom, recipients, purpose, webhookURL, content) in rows.decode(
-            (Int64, Int64, Int64, String?, String, String, [String], String, String?, ByteBuffer).self)
+        for try await (due, id, receivedAt, clientIP, helo, mailFrom, recipients, purpose, webhookURL, content, tenant)
+            in rows.decode((Int64, Int64, Int64, String?, String, String, [String], String, String?, ByteBuffer, Int64?).self)
         {
             claimed.append(
                 (
@@ -164,7 +167,7 @@ extension PostgresStore {
                         id: InboundMessageID(rawValue: id), receivedAt: Date(millisecondsSince1970: receivedAt),
                         clientIP: clientIP, heloName: helo, mailFrom: mailFrom, recipients: recipients,
                         purpose: InboundPurpose(rawValue: purpose) ?? .inbound, webhookURL: webhookURL,
-                        content: Array(content.readableBytesView))
+                        content: Array(content.readableBytesView), tenant: tenant.map(TenantID.init(rawValue:)))
                 ))
         }
         // RETURNING has no order: oldest due first, as the claim chose them.
@@ -185,19 +188,22 @@ extension PostgresStore {
             """, logger: logger)
     }
 
-    public func inboundMessages(limit: Int) async throws -> [InboundSummary] {
+    public func inboundMessages(limit: Int, scope: TenantScope) async throws -> [InboundSummary] {
+        let tenant = scope.tenant?.rawValue
         let rows = try await client.query(
             """
             SELECT id, received_at, mail_from, recipients, purpose, size, kind, webhook_url, webhook_state,
-                   webhook_attempts, webhook_next_at, webhook_last_at, webhook_last_status, webhook_last_error
-            FROM inbound_messages ORDER BY id DESC LIMIT \(Int64(limit))
+                   webhook_attempts, webhook_next_at, webhook_last_at, webhook_last_status, webhook_last_error, tenant_id
+            FROM inbound_messages WHERE \(tenant)::BIGINT IS NULL OR tenant_id = \(tenant)
+            ORDER BY id DESC LIMIT \(Int64(limit))
             """, logger: logger)
         var summaries: [InboundSummary] = []
         for try await (
             id, receivedAt, mailFrom, recipients, purpose, size, kind, url, state, attempts, nextAt, lastAt, lastStatus,
-            lastError
+            lastError, owner
         ) in rows.decode(
-            (Int64, Int64, String, [String], String, Int64, String?, String?, String, Int32, Int64?, Int64?, Int32?, String?).self)
+            (Int64, Int64, String, [String], String, Int64, String?, String?, String, Int32, Int64?, Int64?, Int32?, String?, Int64?)
+                .self)
         {
             let webhook = url.map { url in
                 InboundSummary.Webhook(
@@ -209,7 +215,7 @@ extension PostgresStore {
                 InboundSummary(
                     id: InboundMessageID(rawValue: id).description, receivedAt: Date(millisecondsSince1970: receivedAt),
                     mailFrom: mailFrom, recipients: recipients, purpose: InboundPurpose(rawValue: purpose) ?? .inbound,
-                    size: Int(size), kind: kind, webhook: webhook))
+                    size: Int(size), kind: kind, webhook: webhook, tenant: owner.map(TenantID.init(rawValue:))))
         }
         return summaries
     }
@@ -217,16 +223,16 @@ extension PostgresStore {
     public func recipients(messageIDHeader: String, limit: Int) async throws -> [RecipientSummary] {
         let rows = try await client.query(
             """
-            SELECT r.id, r.message_id, r.address, m.from_domain
+            SELECT r.id, r.message_id, r.address, m.from_domain, m.tenant_id
             FROM messages m JOIN recipients r ON r.message_id = m.id
             WHERE m.message_id_header = \(messageIDHeader) ORDER BY m.id DESC, r.position LIMIT \(Int64(limit))
             """, logger: logger)
         var summaries: [RecipientSummary] = []
-        for try await (id, messageID, address, fromDomain) in rows.decode((Int64, Int64, String, String).self) {
+        for try await (id, messageID, address, fromDomain, tenant) in rows.decode((Int64, Int64, String, String, Int64).self) {
             summaries.append(
                 RecipientSummary(
                     id: RecipientID(rawValue: id), messageID: MessageID(rawValue: messageID), address: address,
-                    fromDomain: fromDomain))
+                    fromDomain: fromDomain, tenant: TenantID(rawValue: tenant)))
         }
         return summaries
     }
@@ -234,15 +240,15 @@ extension PostgresStore {
     private func inboundMessages(_ query: PostgresQuery) async throws -> [InboundMessage] {
         let rows = try await client.query(query, logger: logger)
         var messages: [InboundMessage] = []
-        for try await (id, receivedAt, clientIP, helo, mailFrom, recipients, purpose, webhookURL, content) in rows.decode(
-            (Int64, Int64, String?, String, String, [String], String, String?, ByteBuffer).self)
+        for try await (id, receivedAt, clientIP, helo, mailFrom, recipients, purpose, webhookURL, content, tenant) in rows.decode(
+            (Int64, Int64, String?, String, String, [String], String, String?, ByteBuffer, Int64?).self)
         {
             messages.append(
                 InboundMessage(
                     id: InboundMessageID(rawValue: id), receivedAt: Date(millisecondsSince1970: receivedAt),
                     clientIP: clientIP, heloName: helo, mailFrom: mailFrom, recipients: recipients,
                     purpose: InboundPurpose(rawValue: purpose) ?? .inbound, webhookURL: webhookURL,
-                    content: Array(content.readableBytesView)))
+                    content: Array(content.readableBytesView), tenant: tenant.map(TenantID.init(rawValue:))))
         }
         return messages
     }

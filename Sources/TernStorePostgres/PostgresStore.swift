@@ -89,6 +89,7 @@ public final class PostgresStore: Store {
         var recipientPositions: [Int32] = []
         var recipientAddresses: [String] = []
         var recipientTimes: [Int64] = []
+        var recipientTenants: [Int64] = []
         var linkMessages: [Int64] = []
         var linkPositions: [Int32] = []
         var linkURLs: [String] = []
@@ -100,6 +101,7 @@ public final class PostgresStore: Store {
                 recipientPositions.append(Int32(position))
                 recipientAddresses.append(recipient.address)
                 recipientTimes.append(at)
+                recipientTenants.append(message.tenant.rawValue)
             }
             for (position, url) in message.links.enumerated() {
                 linkMessages.append(message.id.rawValue)
@@ -116,11 +118,11 @@ public final class PostgresStore: Store {
                     try await connection.query(
                         """
                         INSERT INTO messages (id, message_id_header, mail_from, size, content, credential, client_ip,
-                                              received_at, eight_bit_mime, smtp_utf8, from_domain)
+                                              received_at, eight_bit_mime, smtp_utf8, from_domain, tenant_id)
                         VALUES (\(message.id.rawValue), \(message.messageIDHeader), \(message.mailFrom),
                                 \(Int64(message.content.count)), \(content), \(message.credential), \(message.clientIP),
                                 \(message.receivedAt.millisecondsSince1970), \(message.eightBitMIME), \(message.smtpUTF8),
-                                \(message.fromDomain))
+                                \(message.fromDomain), \(message.tenant.rawValue))
                         """, logger: logger)
                 }
                 if !linkMessages.isEmpty {
@@ -141,10 +143,11 @@ public final class PostgresStore: Store {
                         """, logger: logger)
                     try await connection.query(
                         """
-                        INSERT INTO events (type, message_id, recipient_id, at, details)
-                        SELECT \(outbound), r.message_id, r.id, r.at, NULL
-                        FROM unnest(\(recipientIDs)::BIGINT[], \(recipientMessages)::BIGINT[], \(recipientTimes)::BIGINT[])
-                            AS r (id, message_id, at)
+                        INSERT INTO events (type, message_id, recipient_id, at, details, tenant_id)
+                        SELECT \(outbound), r.message_id, r.id, r.at, NULL, r.tenant_id
+                        FROM unnest(\(recipientIDs)::BIGINT[], \(recipientMessages)::BIGINT[], \(recipientTimes)::BIGINT[],
+                                    \(recipientTenants)::BIGINT[])
+                            AS r (id, message_id, at, tenant_id)
                         """, logger: logger)
                 }
             }
@@ -186,9 +189,10 @@ public final class PostgresStore: Store {
     /// per type the count, the asynchronous failures, the distinct recipients (unique opens
     /// and clicks; only those types collect distinct values) and the events not marked as
     /// machine traffic.
-    public func counters(in range: TimeRange) async throws -> Counters {
+    public func counters(in range: TimeRange, scope: TenantScope) async throws -> Counters {
         let from = range.from?.millisecondsSince1970 ?? Int64.min
         let to = range.to?.millisecondsSince1970 ?? Int64.max
+        let tenant = scope.tenant?.rawValue
         let rows = try await client.query(
             """
             SELECT type,
@@ -197,7 +201,7 @@ public final class PostgresStore: Store {
                    COUNT(DISTINCT recipient_id) FILTER (WHERE type IN ('open', 'click')),
                    COUNT(*) FILTER (WHERE details ->> 'machine' = 'false')
             FROM events
-            WHERE at >= \(from) AND at < \(to)
+            WHERE at >= \(from) AND at < \(to) AND (\(tenant)::BIGINT IS NULL OR tenant_id = \(tenant))
             GROUP BY type
             """, logger: logger)
         var counts: [EventType: Int] = [:]
@@ -223,17 +227,18 @@ public final class PostgresStore: Store {
     }
 
     /// A stored message and its recipients (in the order they were given).
-    public func message(_ id: MessageID) async throws -> StoredMessage? {
+    public func message(_ id: MessageID, scope: TenantScope) async throws -> StoredMessage? {
+        let tenant = scope.tenant?.rawValue
         let rows = try await client.query(
             """
-            SELECT message_id_header, mail_from, content, credential, received_at
-            FROM messages WHERE id = \(id.rawValue)
+            SELECT message_id_header, mail_from, content, credential, received_at, tenant_id
+            FROM messages WHERE id = \(id.rawValue) AND (\(tenant)::BIGINT IS NULL OR tenant_id = \(tenant))
             """, logger: logger)
-        var found: (String, String, ByteBuffer, String?, Int64)?
-        for try await row in rows.decode((String, String, ByteBuffer, String?, Int64).self) {
+        var found: (String, String, ByteBuffer, String?, Int64, Int64)?
+        for try await row in rows.decode((String, String, ByteBuffer, String?, Int64, Int64).self) {
             found = row
         }
-        guard let (header, mailFrom, content, credential, receivedAt) = found else { return nil }
+        guard let (header, mailFrom, content, credential, receivedAt, owner) = found else { return nil }
         var recipients: [StoredRecipient] = []
         let recipientRows = try await client.query(
             "SELECT id, address, state FROM recipients WHERE message_id = \(id.rawValue) ORDER BY position",
@@ -247,18 +252,26 @@ public final class PostgresStore: Store {
         return StoredMessage(
             id: id, messageIDHeader: header, mailFrom: mailFrom, recipients: recipients,
             content: Array(content.readableBytesView), credential: credential,
-            receivedAt: Date(millisecondsSince1970: receivedAt))
+            receivedAt: Date(millisecondsSince1970: receivedAt), tenant: TenantID(rawValue: owner))
     }
 
     /// Adds a credential; a name already taken is `StoreError.duplicate`.
     public func addCredential(_ credential: Credential) async throws {
         let networks = credential.networks.map(\.description).joined(separator: ",")
         let domains = credential.domains.joined(separator: ",")
+        let tenant = credential.scope.tenant?.rawValue
+        if let tenant {
+            var exists = false
+            for try await _ in try await client.query("SELECT 1 FROM tenants WHERE id = \(tenant)", logger: logger).decode(Int32.self) {
+                exists = true
+            }
+            guard exists else { throw StoreError(.notFound, "no tenant with id \(tenant)") }
+        }
         let rows = try await client.query(
             """
-            INSERT INTO credentials (name, password_hash, api_key_id, api_key_hash, networks, domains, created_at)
+            INSERT INTO credentials (name, password_hash, api_key_id, api_key_hash, networks, domains, created_at, tenant_id)
             VALUES (\(credential.name), \(credential.passwordHash), \(credential.apiKeyID), \(credential.apiKeyHash),
-                    \(networks), \(domains), \(credential.createdAt.millisecondsSince1970))
+                    \(networks), \(domains), \(credential.createdAt.millisecondsSince1970), \(tenant))
             ON CONFLICT (name) DO NOTHING
             RETURNING name
             """, logger: logger)
@@ -288,19 +301,20 @@ public final class PostgresStore: Store {
         try await credentials("SELECT \(unescaped: Self.credentialColumns) FROM credentials ORDER BY name")
     }
 
-    private static let credentialColumns = "name, password_hash, api_key_id, api_key_hash, networks, domains, created_at"
+    private static let credentialColumns = "name, password_hash, api_key_id, api_key_hash, networks, domains, created_at, tenant_id"
 
     private func credentials(_ query: PostgresQuery) async throws -> [Credential] {
         let rows = try await client.query(query, logger: logger)
         var credentials: [Credential] = []
-        for try await (name, passwordHash, apiKeyID, apiKeyHash, networks, domains, createdAt) in rows.decode(
-            (String, String, String, String, String, String, Int64).self)
+        for try await (name, passwordHash, apiKeyID, apiKeyHash, networks, domains, createdAt, tenant) in rows.decode(
+            (String, String, String, String, String, String, Int64, Int64?).self)
         {
             credentials.append(
                 Credential(
                     name: name, passwordHash: passwordHash, apiKeyID: apiKeyID, apiKeyHash: apiKeyHash,
                     networks: networks.split(separator: ",").compactMap { IPNetwork(String($0)) },
                     domains: domains.split(separator: ",").map(String.init),
+                    scope: tenant.map { .tenant(TenantID(rawValue: $0)) } ?? .all,
                     createdAt: Date(millisecondsSince1970: createdAt)))
         }
         return credentials

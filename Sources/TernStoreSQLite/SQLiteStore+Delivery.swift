@@ -27,7 +27,7 @@ extension SQLiteStore {
                 queuedAt: Date(millisecondsSince1970: row["received_at"]),
                 nextAttemptAt: Date(millisecondsSince1970: row["next_attempt_at"]),
                 eightBitMIME: row["eight_bit_mime"], smtpUTF8: row["smtp_utf8"], size: row["size"],
-                fromDomain: row["from_domain"])
+                fromDomain: row["from_domain"], tenant: TenantID(rawValue: row["tenant_id"]))
         }
     }
 
@@ -56,7 +56,7 @@ extension SQLiteStore {
         private static func select(index: String, attempts: String) -> String {
             """
             SELECT r.id, r.message_id, r.address, r.attempts, r.next_attempt_at,
-                   m.mail_from, m.received_at, m.eight_bit_mime, m.smtp_utf8, m.size, m.from_domain
+                   m.mail_from, m.received_at, m.eight_bit_mime, m.smtp_utf8, m.size, m.from_domain, m.tenant_id
             FROM recipients r INDEXED BY \(index) JOIN messages m ON m.id = r.message_id
             WHERE r.state = 'queued' AND \(attempts) AND r.next_attempt_at <= ?
               AND (r.lease_until IS NULL OR r.lease_until <= ?)
@@ -126,8 +126,12 @@ extension SQLiteStore {
                 UPDATE recipients SET next_attempt_at = ?, attempts = attempts + 1, lease_node = NULL, lease_until = NULL
                 WHERE id = ? AND state = 'queued'
                 """)
+        // The event belongs to the message's tenant.
         let event = try db.cachedStatement(
-            sql: "INSERT INTO events (type, message_id, recipient_id, at, details) VALUES (?, ?, ?, ?, ?)")
+            sql: """
+                INSERT INTO events (type, message_id, recipient_id, at, details, tenant_id)
+                VALUES (?, ?, ?, ?, ?, (SELECT tenant_id FROM messages WHERE id = ?))
+                """)
         for outcome in outcomes {
             switch outcome.kind {
             case .sent:
@@ -143,7 +147,7 @@ extension SQLiteStore {
             let details = outcome.details.isEmpty ? nil : DetailsJSON.encode(outcome.details)
             try event.execute(arguments: [
                 outcome.eventType.rawValue, outcome.messageID.rawValue, outcome.recipientID.rawValue,
-                outcome.at.millisecondsSince1970, details,
+                outcome.at.millisecondsSince1970, details, outcome.messageID.rawValue,
             ])
         }
     }
@@ -161,19 +165,21 @@ extension SQLiteStore {
         return try contentReader.read(message, offset: offset, maxLength: maxLength)
     }
 
-    public func queueEntries(limit: Int) async throws -> [QueueEntry] {
+    public func queueEntries(limit: Int, scope: TenantScope) async throws -> [QueueEntry] {
         try await writer.read { db in
             try Row.fetchAll(
                 db,
                 sql: """
                     SELECT r.id, r.message_id, r.address, r.attempts, r.next_attempt_at, m.mail_from, m.received_at,
+                           m.tenant_id,
                            (SELECT details FROM events e WHERE e.recipient_id = r.id AND e.type = 'deferred'
                             ORDER BY e.id DESC LIMIT 1) AS last_details
                     FROM (\(Self.queuedRecipients)) r JOIN messages m ON m.id = r.message_id
+                    WHERE ? IS NULL OR m.tenant_id = ?
                     ORDER BY m.received_at, r.position
                     LIMIT ?
                     """,
-                arguments: [limit]
+                arguments: [scope.tenant?.rawValue, scope.tenant?.rawValue, limit]
             ).map { row in
                 let details: String? = row["last_details"]
                 let reason = details.flatMap { try? JSONDecoder().decode([String: String].self, from: Data($0.utf8)) }
@@ -183,7 +189,7 @@ extension SQLiteStore {
                     address: row["address"], mailFrom: row["mail_from"], attempts: row["attempts"],
                     queuedAt: Date(millisecondsSince1970: row["received_at"]),
                     nextAttemptAt: Date(millisecondsSince1970: row["next_attempt_at"]),
-                    lastReason: reason?["text"] ?? reason?["reason"])
+                    lastReason: reason?["text"] ?? reason?["reason"], tenant: TenantID(rawValue: row["tenant_id"]))
             }
         }
     }
@@ -228,37 +234,45 @@ extension SQLiteStore {
         }
     }
 
+    /// The stored form of a suppression's tenant: 0 for an installation-wide entry (a key
+    /// column cannot hold NULL and stay unique).
+    static func suppressionTenant(_ tenant: TenantID?) -> Int64 { tenant?.rawValue ?? 0 }
+
     static func addSuppression(_ suppression: Suppression, in db: Database) throws {
         try db.cachedStatement(
             sql: """
-                INSERT INTO suppressions (address, domain, reason, created_at) VALUES (?, ?, ?, ?)
-                ON CONFLICT (address, domain) DO UPDATE SET reason = excluded.reason
+                INSERT INTO suppressions (tenant_id, address, domain, reason, created_at) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT (address, tenant_id, domain) DO UPDATE SET reason = excluded.reason
                 """
         ).execute(arguments: [
-            suppression.address.lowercased(), suppression.domain.lowercased(), suppression.reason,
-            suppression.createdAt.millisecondsSince1970,
+            suppressionTenant(suppression.tenant), suppression.address.lowercased(), suppression.domain.lowercased(),
+            suppression.reason, suppression.createdAt.millisecondsSince1970,
         ])
     }
 
-    public func removeSuppression(address: String, domain: String?) async throws -> Int {
+    public func removeSuppression(address: String, domain: String?, tenant: TenantID?) async throws -> Int {
         try await writer.write { db in
-            if let domain {
-                try db.execute(
-                    sql: "DELETE FROM suppressions WHERE address = ? AND domain = ?",
-                    arguments: [address.lowercased(), domain.lowercased()])
-            } else {
-                try db.execute(sql: "DELETE FROM suppressions WHERE address = ?", arguments: [address.lowercased()])
-            }
+            try db.execute(
+                sql: "DELETE FROM suppressions WHERE address = ? AND tenant_id = ? AND (? IS NULL OR domain = ?)",
+                arguments: [address.lowercased(), Self.suppressionTenant(tenant), domain?.lowercased(), domain?.lowercased()])
             return db.changesCount
         }
     }
 
-    public func suppressions() async throws -> [Suppression] {
+    public func suppressions(scope: TenantScope) async throws -> [Suppression] {
         try await writer.read { db in
-            try Row.fetchAll(db, sql: "SELECT address, domain, reason, created_at FROM suppressions ORDER BY address, domain").map { row in
-                Suppression(
-                    address: row["address"], domain: row["domain"], reason: row["reason"],
-                    createdAt: Date(millisecondsSince1970: row["created_at"]))
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT tenant_id, address, domain, reason, created_at FROM suppressions
+                    WHERE ? IS NULL OR tenant_id IN (0, ?) ORDER BY address, tenant_id, domain
+                    """,
+                arguments: [scope.tenant?.rawValue, scope.tenant?.rawValue]
+            ).map { row in
+                let tenant: Int64 = row["tenant_id"]
+                return Suppression(
+                    address: row["address"], domain: row["domain"], tenant: tenant == 0 ? nil : TenantID(rawValue: tenant),
+                    reason: row["reason"], createdAt: Date(millisecondsSince1970: row["created_at"]))
             }
         }
     }
@@ -267,15 +281,19 @@ extension SQLiteStore {
         guard !recipients.isEmpty else { return [] }
         let lowered = Array(Set(recipients.map { $0.address.lowercased() }))
         let entries = try await writer.read { db in
-            var found: [String: [String]] = [:]
+            var found: [String: [Suppression]] = [:]
             for start in stride(from: 0, to: lowered.count, by: 500) {
                 let chunk = Array(lowered[start..<min(start + 500, lowered.count)])
                 let placeholders = Array(repeating: "?", count: chunk.count).joined(separator: ",")
                 let rows = try Row.fetchAll(
-                    db, sql: "SELECT address, domain FROM suppressions WHERE address IN (\(placeholders))",
+                    db, sql: "SELECT address, domain, tenant_id FROM suppressions WHERE address IN (\(placeholders))",
                     arguments: StatementArguments(chunk))
                 for row in rows {
-                    found[row["address"], default: []].append(row["domain"])
+                    let tenant: Int64 = row["tenant_id"]
+                    found[row["address"], default: []].append(
+                        Suppression(
+                            address: row["address"], domain: row["domain"], tenant: tenant == 0 ? nil : TenantID(rawValue: tenant),
+                            reason: "", createdAt: Date(timeIntervalSince1970: 0)))
                 }
             }
             return found
@@ -283,9 +301,8 @@ extension SQLiteStore {
         guard !entries.isEmpty else { return [] }
         var suppressed: Set<RecipientID> = []
         for recipient in recipients {
-            let domains: [String] = entries[recipient.address.lowercased()] ?? []
             let sendingDomain = recipient.fromDomain.lowercased()
-            if domains.contains(where: { $0.isEmpty || $0 == sendingDomain }) {
+            if entries[recipient.address.lowercased(), default: []].contains(where: { $0.applies(to: sendingDomain, of: recipient.tenant) }) {
                 suppressed.insert(recipient.id)
             }
         }

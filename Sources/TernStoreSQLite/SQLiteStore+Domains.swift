@@ -5,17 +5,23 @@ public import TernCore
 extension SQLiteStore {
     public func addDomain(_ domain: SendingDomain) async throws {
         try await writer.write { db in
-            if try Row.fetchOne(db, sql: "SELECT 1 FROM domains WHERE name = ?", arguments: [domain.name]) != nil {
-                throw StoreError(.duplicate, "domain \(domain.name) already exists")
+            if let owner = try String.fetchOne(
+                db, sql: "SELECT t.name FROM domains d JOIN tenants t ON t.id = d.tenant_id WHERE d.name = ?",
+                arguments: [domain.name])
+            {
+                throw StoreError(.duplicate, "domain \(domain.name) already belongs to tenant \(owner)")
+            }
+            guard try Row.fetchOne(db, sql: "SELECT 1 FROM tenants WHERE id = ?", arguments: [domain.tenant.rawValue]) != nil else {
+                throw StoreError(.notFound, "no tenant with id \(domain.tenant)")
             }
             try db.execute(
                 sql: """
-                    INSERT INTO domains (name, return_path_domain, track, inbound_route, created_at, verified_at)
-                    VALUES (?, ?, ?, ?, ?, ?)
+                    INSERT INTO domains (name, return_path_domain, track, inbound_route, created_at, verified_at, tenant_id)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
                     """,
                 arguments: [
                     domain.name, domain.returnPathDomain, domain.track, domain.inboundRoute,
-                    domain.createdAt.millisecondsSince1970, domain.verifiedAt?.millisecondsSince1970,
+                    domain.createdAt.millisecondsSince1970, domain.verifiedAt?.millisecondsSince1970, domain.tenant.rawValue,
                 ])
             try Self.insert(domain.keys, of: domain.name, in: db)
         }
@@ -79,7 +85,8 @@ extension SQLiteStore {
         let arguments: StatementArguments = name.map { [$0] } ?? []
         var domains = try Row.fetchAll(db, sql: "SELECT * FROM domains \(filter) ORDER BY name", arguments: arguments).map { row in
             SendingDomain(
-                name: row["name"], returnPathDomain: row["return_path_domain"], track: row["track"],
+                name: row["name"], tenant: TenantID(rawValue: row["tenant_id"]), returnPathDomain: row["return_path_domain"],
+                track: row["track"],
                 inboundRoute: row["inbound_route"], createdAt: Date(millisecondsSince1970: row["created_at"]),
                 verifiedAt: (row["verified_at"] as Int64?).map(Date.init(millisecondsSince1970:)))
         }

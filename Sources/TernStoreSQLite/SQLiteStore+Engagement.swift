@@ -61,18 +61,18 @@ extension SQLiteStore {
     private static func insertEngagement(_ chunk: ArraySlice<EngagementEvent>, _ db: Database) throws {
         let suppress = try db.cachedStatement(
             sql: """
-                INSERT INTO suppressions (address, domain, reason, created_at)
-                SELECT lower(r.address), m.from_domain, 'unsubscribed', ?
+                INSERT INTO suppressions (tenant_id, address, domain, reason, created_at)
+                SELECT m.tenant_id, lower(r.address), m.from_domain, 'unsubscribed', ?
                 FROM recipients r JOIN messages m ON m.id = r.message_id WHERE r.id = ? AND r.message_id = ?
-                ON CONFLICT (address, domain) DO NOTHING
+                ON CONFLICT (address, tenant_id, domain) DO NOTHING
                 """)
-        let events = try ofKnownRecipients(chunk, db)
-        guard !events.isEmpty else { return }
+        let known = try ofKnownRecipients(chunk, db)
+        guard !known.isEmpty else { return }
         // Bound through SQLite's C interface: GRDB's arguments cost more per row than the insert does.
-        let insert = try engagementInsert(rows: events.count, db)
+        let insert = try engagementInsert(rows: known.count, db)
         var details: [UInt8] = []
-        for (offset, event) in events.enumerated() {
-            let first = Int32(offset * 5 + 1)
+        for (offset, (event, tenant)) in known.enumerated() {
+            let first = Int32(offset * 6 + 1)
             try insert.bind(first, event.type.rawValue)
             try insert.bind(first + 1, event.at.millisecondsSince1970)
             if event.details.isEmpty {
@@ -83,50 +83,55 @@ extension SQLiteStore {
             }
             try insert.bind(first + 3, event.recipientID.rawValue)
             try insert.bind(first + 4, event.messageID.rawValue)
+            try insert.bind(first + 5, tenant.rawValue)
         }
         try insert.run()
-        for event in events where event.type == .unsubscribe {
+        for (event, _) in known where event.type == .unsubscribe {
             try suppress.execute(arguments: [
                 event.at.millisecondsSince1970, event.recipientID.rawValue, event.messageID.rawValue,
             ])
         }
     }
 
-    /// The events whose recipient exists, in their order: a token is verified, but its
-    /// message may have been deleted since. Each recipient is looked up once per chunk, however
-    /// many of its events the chunk holds.
-    private static func ofKnownRecipients(_ events: ArraySlice<EngagementEvent>, _ db: Database) throws -> [EngagementEvent] {
-        let lookup = try db.cachedStatement(sql: "SELECT 1 FROM recipients WHERE id = ? AND message_id = ?")
+    /// The events whose recipient exists, in their order, each with its message's tenant: a
+    /// token is verified, but its message may have been deleted since. Each recipient is
+    /// looked up once per chunk, however many of its events the chunk holds.
+    private static func ofKnownRecipients(
+        _ events: ArraySlice<EngagementEvent>, _ db: Database
+    ) throws -> [(EngagementEvent, TenantID)] {
+        let lookup = try db.cachedStatement(
+            sql: "SELECT m.tenant_id FROM recipients r JOIN messages m ON m.id = r.message_id WHERE r.id = ? AND r.message_id = ?")
         struct Recipient: Hashable {
             var id: RecipientID
             var message: MessageID
         }
-        var known: [Recipient: Bool] = [:]
-        var kept: [EngagementEvent] = []
+        var known: [Recipient: TenantID?] = [:]
+        var kept: [(EngagementEvent, TenantID)] = []
         kept.reserveCapacity(events.count)
         for event in events {
             let recipient = Recipient(id: event.recipientID, message: event.messageID)
-            let exists: Bool
+            let tenant: TenantID?
             if let found = known[recipient] {
-                exists = found
+                tenant = found
             } else {
-                exists = try Bool.fetchOne(lookup, arguments: [recipient.id.rawValue, recipient.message.rawValue]) ?? false
-                known[recipient] = exists
+                tenant = try Int64.fetchOne(lookup, arguments: [recipient.id.rawValue, recipient.message.rawValue])
+                    .map(TenantID.init(rawValue:))
+                known[recipient] = tenant
             }
-            if exists { kept.append(event) }
+            if let tenant { kept.append((event, tenant)) }
         }
         return kept
     }
 
-    /// Inserts `rows` events given as (type, at, details, recipient id, message id), in that
-    /// order, all of recipients that exist (`ofKnownRecipients`). A repeated unsubscribe is
-    /// ignored.
+    /// Inserts `rows` events given as (type, at, details, recipient id, message id, tenant id),
+    /// in that order, all of recipients that exist (`ofKnownRecipients`). A repeated
+    /// unsubscribe is ignored.
     private static func engagementInsert(rows: Int, _ db: Database) throws -> RawStatement {
-        let values = repeatElement("(?, ?, ?, ?, ?)", count: rows).joined(separator: ", ")
+        let values = repeatElement("(?, ?, ?, ?, ?, ?)", count: rows).joined(separator: ", ")
         return try RawStatement(
             db,
             sql: """
-                INSERT OR IGNORE INTO events (type, at, details, recipient_id, message_id) VALUES \(values)
+                INSERT OR IGNORE INTO events (type, at, details, recipient_id, message_id, tenant_id) VALUES \(values)
                 """)
     }
 
@@ -135,14 +140,14 @@ extension SQLiteStore {
             try Row.fetchOne(
                 db,
                 sql: """
-                    SELECT r.id, r.message_id, r.address, m.from_domain
+                    SELECT r.id, r.message_id, r.address, m.from_domain, m.tenant_id
                     FROM recipients r JOIN messages m ON m.id = r.message_id WHERE r.id = ?
                     """,
                 arguments: [id.rawValue]
             ).map { row in
                 RecipientSummary(
                     id: RecipientID(rawValue: row["id"]), messageID: MessageID(rawValue: row["message_id"]),
-                    address: row["address"], fromDomain: row["from_domain"])
+                    address: row["address"], fromDomain: row["from_domain"], tenant: TenantID(rawValue: row["tenant_id"]))
             }
         }
     }

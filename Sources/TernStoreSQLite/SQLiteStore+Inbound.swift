@@ -19,25 +19,26 @@ extension SQLiteStore {
                 try db.execute(
                     sql: """
                         INSERT INTO inbound_messages (id, received_at, client_ip, helo, mail_from, recipients, purpose, size,
-                                                      content, kind, webhook_url, webhook_state, webhook_next_at)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                                      content, kind, webhook_url, webhook_state, webhook_next_at, tenant_id)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                         """,
                     arguments: [
                         message.id.rawValue, at, message.clientIP, message.heloName, message.mailFrom,
                         message.recipients.joined(separator: "\n"), message.purpose.rawValue, message.content.count,
                         Data(message.content), message.purpose == .inbound ? "inbound" : nil,
                         message.purpose == .inbound ? message.webhookURL : nil,
-                        webhookDue ? "pending" : "none", webhookDue ? at : nil,
+                        webhookDue ? "pending" : "none", webhookDue ? at : nil, message.tenant?.rawValue,
                     ])
                 if message.purpose == .inbound {
                     try db.execute(
-                        sql: "INSERT INTO events (type, message_id, recipient_id, at, details) VALUES (?, NULL, NULL, ?, ?)",
+                        sql: "INSERT INTO events (type, message_id, recipient_id, at, details, tenant_id) VALUES (?, NULL, NULL, ?, ?, ?)",
                         arguments: [
                             EventType.inbound.rawValue, at,
                             DetailsJSON.encode([
                                 "inbound_id": message.id.description, "mail_from": message.mailFrom,
                                 "recipients": message.recipients.joined(separator: ", "),
                             ]),
+                            message.tenant?.rawValue,
                         ])
                 }
     }
@@ -58,14 +59,18 @@ extension SQLiteStore {
             guard db.changesCount > 0 else { return }
             let once: Set<EventType> = [.failed, .complaint, .unsubscribe]
             let exists = try db.cachedStatement(sql: "SELECT 1 FROM events WHERE recipient_id = ? AND type = ? LIMIT 1")
+            // A matched report's events belong to the tenant of the message; an unmatched one's to none.
             let insert = try db.cachedStatement(
-                sql: "INSERT INTO events (type, message_id, recipient_id, at, details) VALUES (?, ?, ?, ?, ?)")
+                sql: """
+                    INSERT INTO events (type, message_id, recipient_id, at, details, tenant_id)
+                    VALUES (?, ?, ?, ?, ?, (SELECT tenant_id FROM messages WHERE id = ?))
+                    """)
             let unsubscribe = try db.cachedStatement(
                 sql: """
-                    INSERT INTO suppressions (address, domain, reason, created_at)
-                    SELECT lower(r.address), m.from_domain, 'unsubscribed', ?
+                    INSERT INTO suppressions (tenant_id, address, domain, reason, created_at)
+                    SELECT m.tenant_id, lower(r.address), m.from_domain, 'unsubscribed', ?
                     FROM recipients r JOIN messages m ON m.id = r.message_id WHERE r.id = ?
-                    ON CONFLICT (address, domain) DO NOTHING
+                    ON CONFLICT (address, tenant_id, domain) DO NOTHING
                     """)
             for event in outcome.events {
                 if let recipient = event.recipientID, once.contains(event.type),
@@ -76,7 +81,7 @@ extension SQLiteStore {
                 let at = event.at.millisecondsSince1970
                 try insert.execute(arguments: [
                     event.type.rawValue, event.messageID?.rawValue, event.recipientID?.rawValue, at,
-                    event.details.isEmpty ? nil : DetailsJSON.encode(event.details),
+                    event.details.isEmpty ? nil : DetailsJSON.encode(event.details), event.messageID?.rawValue,
                 ])
                 if event.type == .unsubscribe, let recipient = event.recipientID {
                     try unsubscribe.execute(arguments: [at, recipient.rawValue])
@@ -84,12 +89,12 @@ extension SQLiteStore {
             }
             let suppress = try db.cachedStatement(
                 sql: """
-                    INSERT INTO suppressions (address, domain, reason, created_at) VALUES (?, ?, ?, ?)
-                    ON CONFLICT (address, domain) DO NOTHING
+                    INSERT INTO suppressions (tenant_id, address, domain, reason, created_at) VALUES (?, ?, ?, ?, ?)
+                    ON CONFLICT (address, tenant_id, domain) DO NOTHING
                     """)
             for suppression in outcome.suppressions {
                 try suppress.execute(arguments: [
-                    suppression.address.lowercased(), suppression.domain.lowercased(), suppression.reason,
+                    Self.suppressionTenant(suppression.tenant), suppression.address.lowercased(), suppression.domain.lowercased(), suppression.reason,
                     suppression.createdAt.millisecondsSince1970,
                 ])
             }
@@ -133,16 +138,17 @@ extension SQLiteStore {
         }
     }
 
-    public func inboundMessages(limit: Int) async throws -> [InboundSummary] {
+    public func inboundMessages(limit: Int, scope: TenantScope) async throws -> [InboundSummary] {
         try await writer.read { db in
             try Row.fetchAll(
                 db,
                 sql: """
                     SELECT id, received_at, mail_from, recipients, purpose, size, kind, webhook_url, webhook_state,
-                           webhook_attempts, webhook_next_at, webhook_last_at, webhook_last_status, webhook_last_error
-                    FROM inbound_messages ORDER BY id DESC LIMIT ?
+                           webhook_attempts, webhook_next_at, webhook_last_at, webhook_last_status, webhook_last_error,
+                           tenant_id
+                    FROM inbound_messages WHERE ? IS NULL OR tenant_id = ? ORDER BY id DESC LIMIT ?
                     """,
-                arguments: [limit]
+                arguments: [scope.tenant?.rawValue, scope.tenant?.rawValue, limit]
             ).map { row in
                 var webhook: InboundSummary.Webhook?
                 if let url: String = row["webhook_url"] {
@@ -158,7 +164,7 @@ extension SQLiteStore {
                     receivedAt: Date(millisecondsSince1970: row["received_at"]), mailFrom: row["mail_from"],
                     recipients: recipients.split(separator: "\n").map(String.init),
                     purpose: InboundPurpose(rawValue: row["purpose"]) ?? .inbound, size: row["size"], kind: row["kind"],
-                    webhook: webhook)
+                    webhook: webhook, tenant: (row["tenant_id"] as Int64?).map(TenantID.init(rawValue:)))
             }
         }
     }
@@ -168,7 +174,7 @@ extension SQLiteStore {
             try Row.fetchAll(
                 db,
                 sql: """
-                    SELECT r.id, r.message_id, r.address, m.from_domain
+                    SELECT r.id, r.message_id, r.address, m.from_domain, m.tenant_id
                     FROM messages m JOIN recipients r ON r.message_id = m.id
                     WHERE m.message_id_header = ? ORDER BY m.id DESC, r.position LIMIT ?
                     """,
@@ -176,7 +182,7 @@ extension SQLiteStore {
             ).map { row in
                 RecipientSummary(
                     id: RecipientID(rawValue: row["id"]), messageID: MessageID(rawValue: row["message_id"]),
-                    address: row["address"], fromDomain: row["from_domain"])
+                    address: row["address"], fromDomain: row["from_domain"], tenant: TenantID(rawValue: row["tenant_id"]))
             }
         }
     }
@@ -189,6 +195,6 @@ extension SQLiteStore {
             clientIP: row["client_ip"], heloName: row["helo"], mailFrom: row["mail_from"],
             recipients: recipients.split(separator: "\n").map(String.init),
             purpose: InboundPurpose(rawValue: row["purpose"]) ?? .inbound, webhookURL: row["webhook_url"],
-            content: [UInt8](content))
+            content: [UInt8](content), tenant: (row["tenant_id"] as Int64?).map(TenantID.init(rawValue:)))
     }
 }

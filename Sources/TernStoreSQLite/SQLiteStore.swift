@@ -72,8 +72,8 @@ public final class SQLiteStore: Store {
         let insertMessage = try db.cachedStatement(
             sql: """
                 INSERT INTO messages (id, message_id_header, mail_from, size, content, credential, client_ip,
-                                      received_at, eight_bit_mime, smtp_utf8, from_domain)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                      received_at, eight_bit_mime, smtp_utf8, from_domain, tenant_id)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """)
         let insertLink = try db.cachedStatement(sql: "INSERT INTO links (message_id, position, url) VALUES (?, ?, ?)")
         let insertRecipient = try db.cachedStatement(
@@ -82,13 +82,13 @@ public final class SQLiteStore: Store {
                 VALUES (?, ?, ?, ?, 'queued', ?)
                 """)
         let insertEvent = try db.cachedStatement(
-            sql: "INSERT INTO events (type, message_id, recipient_id, at, details) VALUES (?, ?, ?, ?, NULL)")
+            sql: "INSERT INTO events (type, message_id, recipient_id, at, details, tenant_id) VALUES (?, ?, ?, ?, NULL, ?)")
         for message in messages {
             let at = message.receivedAt.millisecondsSince1970
             try insertMessage.execute(arguments: [
                 message.id.rawValue, message.messageIDHeader, message.mailFrom, message.content.count,
                 Data(message.content), message.credential, message.clientIP, at,
-                message.eightBitMIME, message.smtpUTF8, message.fromDomain,
+                message.eightBitMIME, message.smtpUTF8, message.fromDomain, message.tenant.rawValue,
             ])
             for (position, url) in message.links.enumerated() {
                 try insertLink.execute(arguments: [message.id.rawValue, position, url])
@@ -98,16 +98,20 @@ public final class SQLiteStore: Store {
                     recipient.id.rawValue, message.id.rawValue, position, recipient.address, at,
                 ])
                 try insertEvent.execute(arguments: [
-                    EventType.outbound.rawValue, message.id.rawValue, recipient.id.rawValue, at,
+                    EventType.outbound.rawValue, message.id.rawValue, recipient.id.rawValue, at, message.tenant.rawValue,
                 ])
             }
         }
     }
 
-    public func counters(in range: TimeRange) async throws -> Counters {
+    public func counters(in range: TimeRange, scope: TenantScope) async throws -> Counters {
         try await pool.read { db in
             var conditions: [String] = []
             var arguments: StatementArguments = []
+            if let tenant = scope.tenant {
+                conditions.append("tenant_id = ?")
+                arguments += [tenant.rawValue]
+            }
             if let from = range.from {
                 conditions.append("at >= ?")
                 arguments += [from.millisecondsSince1970]
@@ -152,11 +156,12 @@ public final class SQLiteStore: Store {
         }
     }
 
-    public func message(_ id: MessageID) async throws -> StoredMessage? {
+    public func message(_ id: MessageID, scope: TenantScope) async throws -> StoredMessage? {
         try await pool.read { db in
             guard
                 let row = try Row.fetchOne(
-                    db, sql: "SELECT * FROM messages WHERE id = ?", arguments: [id.rawValue])
+                    db, sql: "SELECT * FROM messages WHERE id = ?", arguments: [id.rawValue]),
+                scope.includes(TenantID(rawValue: row["tenant_id"]))
             else { return nil }
             let recipients = try Row.fetchAll(
                 db, sql: "SELECT id, address, state FROM recipients WHERE message_id = ? ORDER BY position",
@@ -170,7 +175,7 @@ public final class SQLiteStore: Store {
             return StoredMessage(
                 id: id, messageIDHeader: row["message_id_header"], mailFrom: row["mail_from"],
                 recipients: recipients, content: [UInt8](content), credential: row["credential"],
-                receivedAt: Date(millisecondsSince1970: row["received_at"]))
+                receivedAt: Date(millisecondsSince1970: row["received_at"]), tenant: TenantID(rawValue: row["tenant_id"]))
         }
     }
 
@@ -179,15 +184,20 @@ public final class SQLiteStore: Store {
             if try Bool.fetchOne(db, sql: "SELECT 1 FROM credentials WHERE name = ?", arguments: [credential.name]) != nil {
                 throw StoreError(.duplicate, "a credential named \(credential.name) already exists")
             }
+            if let tenant = credential.scope.tenant,
+                try Row.fetchOne(db, sql: "SELECT 1 FROM tenants WHERE id = ?", arguments: [tenant.rawValue]) == nil
+            {
+                throw StoreError(.notFound, "no tenant with id \(tenant)")
+            }
             try db.execute(
                 sql: """
-                    INSERT INTO credentials (name, password_hash, api_key_id, api_key_hash, networks, domains, created_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    INSERT INTO credentials (name, password_hash, api_key_id, api_key_hash, networks, domains, created_at, tenant_id)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                     """,
                 arguments: [
                     credential.name, credential.passwordHash, credential.apiKeyID, credential.apiKeyHash,
                     credential.networks.map(\.description).joined(separator: ","), credential.domains.joined(separator: ","),
-                    credential.createdAt.millisecondsSince1970,
+                    credential.createdAt.millisecondsSince1970, credential.scope.tenant?.rawValue,
                 ])
         }
     }
@@ -225,6 +235,7 @@ public final class SQLiteStore: Store {
             apiKeyHash: row["api_key_hash"],
             networks: networks.split(separator: ",").compactMap { IPNetwork(String($0)) },
             domains: domains.split(separator: ",").map(String.init),
+            scope: (row["tenant_id"] as Int64?).map { .tenant(TenantID(rawValue: $0)) } ?? .all,
             createdAt: Date(millisecondsSince1970: row["created_at"]))
     }
 }
@@ -439,6 +450,46 @@ extension SQLiteStore {
                         number INTEGER PRIMARY KEY CHECK (number >= 0 AND number < 1024),
                         node TEXT NOT NULL UNIQUE
                     );
+                    """)
+        }
+        // Tenants: the unit of ownership. Everything stored so far belongs to `default`
+        // (id 1); a report matched to nothing belongs to no tenant. Suppressions are per
+        // tenant, tenant 0 standing for the installation-wide entries the operator adds.
+        // `tenant_id` columns added with DEFAULT 1 cost no rewrite of the existing rows;
+        // every insert names its tenant.
+        migrator.registerMigration("v9: tenants") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE tenants (
+                        id INTEGER PRIMARY KEY,
+                        name TEXT NOT NULL UNIQUE,
+                        created_at INTEGER NOT NULL,
+                        max_messages_per_hour INTEGER,
+                        max_messages_per_day INTEGER,
+                        max_recipients_per_message INTEGER
+                    );
+                    INSERT INTO tenants (id, name, created_at) VALUES (1, 'default', CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER));
+                    ALTER TABLE messages ADD COLUMN tenant_id INTEGER NOT NULL DEFAULT 1;
+                    ALTER TABLE events ADD COLUMN tenant_id INTEGER DEFAULT 1;
+                    UPDATE events SET tenant_id = NULL WHERE type = 'unmatched_report';
+                    ALTER TABLE credentials ADD COLUMN tenant_id INTEGER DEFAULT 1;
+                    ALTER TABLE domains ADD COLUMN tenant_id INTEGER NOT NULL DEFAULT 1;
+                    ALTER TABLE inbound_messages ADD COLUMN tenant_id INTEGER;
+                    UPDATE inbound_messages SET tenant_id = 1 WHERE purpose = 'inbound';
+                    CREATE TABLE suppressions_v9 (
+                        tenant_id INTEGER NOT NULL,
+                        address TEXT NOT NULL,
+                        domain TEXT NOT NULL DEFAULT '',
+                        reason TEXT NOT NULL,
+                        created_at INTEGER NOT NULL,
+                        PRIMARY KEY (address, tenant_id, domain)
+                    ) WITHOUT ROWID;
+                    INSERT INTO suppressions_v9 (tenant_id, address, domain, reason, created_at)
+                        SELECT 1, address, domain, reason, created_at FROM suppressions;
+                    DROP TABLE suppressions;
+                    ALTER TABLE suppressions_v9 RENAME TO suppressions;
+                    CREATE INDEX messages_tenant ON messages(tenant_id);
+                    CREATE INDEX inbound_messages_tenant ON inbound_messages(tenant_id) WHERE tenant_id IS NOT NULL;
                     """)
         }
         return migrator

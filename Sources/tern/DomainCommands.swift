@@ -23,6 +23,7 @@ struct DomainCommand: AsyncParsableCommand {
         @Option(help: "Where bounces come back (default: bounces.<domain>).") var returnPathDomain: String?
         @Option(help: "What is tracked for mail from it: opens,clicks,unsubscribe | all | none.") var track: String?
         @Option(help: "Where inbound mail for it is posted: an http(s) URL, or 'store'.") var inboundRoute: String?
+        @Option(help: "The tenant that sends from it (default: default); a domain belongs to one tenant.") var tenant: String?
         @Flag(help: "Print the domain and its records as JSON.") var json = false
 
         func run() async throws {
@@ -37,11 +38,16 @@ struct DomainCommand: AsyncParsableCommand {
             }
             let configuration = try options.load()
             let now = Date()
-            let domain = SendingDomain(
+            var domain = SendingDomain(
                 name: name, returnPathDomain: try returnPathDomain.map(DomainCommand.validated), track: track, inboundRoute: inboundRoute,
                 createdAt: now, keys: try DomainCommand.newKeys(ed25519: ed25519, at: now, taken: []))
             do {
-                try await withStore(configuration) { store in try await store.addDomain(domain) }
+                domain = try await withStore(configuration) { store in
+                    var domain = domain
+                    domain.tenant = try await resolveTenant(tenant, in: store).id
+                    try await store.addDomain(domain)
+                    return domain
+                }
             } catch let error as StoreError where error.code == .duplicate {
                 throw ValidationError(error.message)
             }

@@ -16,9 +16,12 @@ struct InboundCommand: AsyncParsableCommand {
         @OptionGroup var options: ConfigOption
         @Flag(help: "Print JSON.") var json = false
         @Option(help: "Show at most this many.") var limit = 100
+        @OptionGroup var filter: TenantFilter
 
         func run() async throws {
-            let messages = try await withStore(try options.load()) { store in try await store.inboundMessages(limit: limit) }
+            let messages = try await withStore(try options.load()) { store in
+                try await store.inboundMessages(limit: limit, scope: try await filter.scope(in: store))
+            }
             if json {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.sortedKeys]

@@ -17,14 +17,17 @@ struct MessageCommand: AsyncParsableCommand {
         guard let messageID = MessageID(id.lowercased()) else {
             throw ValidationError("'\(id)' is not a message id (16 hexadecimal digits)")
         }
-        let view = try await withStore(try options.load()) { store in try await MessageView.load(messageID, from: store) }
-        guard let view else { throw ValidationError("no message \(id)") }
+        let found = try await withStore(try options.load()) { store in
+            (try await MessageView.load(messageID, from: store, scope: .all), try await tenantNames(in: store))
+        }
+        guard let view = found.0 else { throw ValidationError("no message \(id)") }
+        let tenant = view.tenant.flatMap { found.1[$0] } ?? "?"
         if json {
             try printJSON(view)
             return
         }
         print("message \(view.id)  \(view.messageIDHeader)")
-        print("from <\(view.mailFrom)>  received \(view.receivedAt)")
+        print("from <\(view.mailFrom)>  received \(view.receivedAt)  tenant \(tenant)")
         for recipient in view.recipients {
             print("")
             print("\(recipient.address)  (\(recipient.id), \(recipient.state))")

@@ -22,9 +22,12 @@ struct QueueCommand: AsyncParsableCommand {
         @OptionGroup var options: ConfigOption
         @Flag(help: "Print JSON.") var json = false
         @Option(help: "Show at most this many.") var limit = 1000
+        @OptionGroup var filter: TenantFilter
 
         func run() async throws {
-            let entries = try await withStore(try options.load()) { store in try await store.queueEntries(limit: limit) }
+            let entries = try await withStore(try options.load()) { store in
+                try await store.queueEntries(limit: limit, scope: try await filter.scope(in: store))
+            }
             if json {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.sortedKeys]
@@ -81,20 +84,40 @@ struct SuppressionCommand: AsyncParsableCommand {
         subcommands: [Add.self, Remove.self, List.self]
     )
 
+    /// Whose entry: one tenant's (`--tenant`, default `default`) or everyone's (`--global`).
+    struct Owner: ParsableArguments {
+        @Option(help: "The tenant whose mail it stops (default: default).") var tenant: String?
+        @Flag(help: "Stop everyone's mail to it: an installation-wide entry.") var global = false
+
+        func resolve(in store: any Store) async throws -> TenantID? {
+            if global {
+                guard tenant == nil else { throw ValidationError("--global and --tenant exclude each other") }
+                return nil
+            }
+            return try await resolveTenant(tenant, in: store).id
+        }
+
+        var description: String { global ? "every tenant" : "tenant \(tenant ?? Tenant.defaultName)" }
+    }
+
     struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Suppress an address.")
         @OptionGroup var options: ConfigOption
         @Argument var address: String
         @Option(help: "Why (shown in the list).") var reason = "manual"
         @Option(help: "Only for mail from this sending (From) domain; default: from every domain.") var domain: String?
+        @OptionGroup var owner: Owner
 
         func run() async throws {
             guard address.contains("@"), !address.contains(where: { $0 == " " || $0 == "<" || $0 == ">" }) else {
                 throw ValidationError("'\(address)' is not an email address")
             }
-            let suppression = Suppression(address: address, domain: domain ?? "", reason: reason, createdAt: Date())
-            try await withStore(try options.load()) { store in try await store.addSuppression(suppression) }
-            print("suppressed \(address.lowercased())" + (domain.map { " for mail from \($0.lowercased())" } ?? ""))
+            try await withStore(try options.load()) { store in
+                let suppression = Suppression(
+                    address: address, domain: domain ?? "", tenant: try await owner.resolve(in: store), reason: reason, createdAt: Date())
+                try await store.addSuppression(suppression)
+            }
+            print("suppressed \(address.lowercased()) for \(owner.description)" + (domain.map { ", mail from \($0.lowercased())" } ?? ""))
         }
     }
 
@@ -103,10 +126,11 @@ struct SuppressionCommand: AsyncParsableCommand {
         @OptionGroup var options: ConfigOption
         @Argument var address: String
         @Option(help: "Only the entry for this sending domain; default: every entry of the address.") var domain: String?
+        @OptionGroup var owner: Owner
 
         func run() async throws {
             let removed = try await withStore(try options.load()) { store in
-                try await store.removeSuppression(address: address, domain: domain)
+                try await store.removeSuppression(address: address, domain: domain, tenant: try await owner.resolve(in: store))
             }
             guard removed > 0 else { throw ValidationError("\(address) is not suppressed" + (domain.map { " for \($0)" } ?? "")) }
             print("removed \(address.lowercased())" + (removed > 1 ? " (\(removed) entries)" : ""))
@@ -117,18 +141,31 @@ struct SuppressionCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List suppressed addresses.")
         @OptionGroup var options: ConfigOption
         @Flag(help: "Print JSON.") var json = false
+        @OptionGroup var filter: TenantFilter
+
+        struct Row: Encodable {
+            var address: String
+            /// The tenant's name; null for an installation-wide entry.
+            var tenant: String?
+            var domain: String
+            var reason: String
+            var created_at: String
+        }
 
         func run() async throws {
-            let list = try await withStore(try options.load()) { store in try await store.suppressions() }
+            let (list, names) = try await withStore(try options.load()) { store in
+                (try await store.suppressions(scope: try await filter.scope(in: store)), try await tenantNames(in: store))
+            }
+            let rows = list.map {
+                Row(
+                    address: $0.address, tenant: $0.tenant.map { names[$0] ?? $0.description }, domain: $0.domain, reason: $0.reason,
+                    created_at: ISO8601.format($0.createdAt))
+            }
             if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.sortedKeys]
-                encoder.dateEncodingStrategy = .iso8601
-                print(String(decoding: try encoder.encode(list), as: UTF8.self))
+                try printJSON(rows)
             } else {
-                for entry in list {
-                    let domain = entry.domain.isEmpty ? "*" : entry.domain
-                    print("\(entry.address)\t\(domain)\t\(entry.reason)\t\(ISO8601.format(entry.createdAt))")
+                for row in rows {
+                    print("\(row.address)\t\(row.tenant ?? "(global)")\t\(row.domain.isEmpty ? "*" : row.domain)\t\(row.reason)\t\(row.created_at)")
                 }
             }
         }

@@ -62,15 +62,15 @@ import TernCore
             ])
             // A second outcome for a final recipient is ignored.
             try await store.record([RecipientOutcome(recipientID: ids[0], messageID: message.id, kind: .failed, at: t0)])
-            #expect(try await store.counters(in: .allTime) == Counters(outbound: 4, sent: 1, failed: 1, suppressed: 1, deferred: 1))
-            let states = try #require(try await store.message(message.id)).recipients.map(\.state)
+            #expect(try await store.counters(in: .allTime, scope: .all) == Counters(outbound: 4, sent: 1, failed: 1, suppressed: 1, deferred: 1))
+            let states = try #require(try await store.message(message.id, scope: .all)).recipients.map(\.state)
             #expect(states == [.sent, .failed, .queued, .suppressed])
             // The deferred one is due again only at its next attempt time.
             #expect(try await store.claimDueRecipients(now: later.addingTimeInterval(-1), limit: 10, node: "a", leaseUntil: later).isEmpty)
             let due = try await store.claimDueRecipients(now: later, limit: 10, node: "a", leaseUntil: later.addingTimeInterval(60))
             #expect(due.map(\.id) == [ids[2]])
             #expect(due.first?.attempts == 1)
-            let queue = try await store.queueEntries(limit: 10)
+            let queue = try await store.queueEntries(limit: 10, scope: .all)
             #expect(queue.map(\.address) == ["r2@example.net"])
             #expect(queue.first?.lastReason == "greylisted")
         }
@@ -91,8 +91,8 @@ import TernCore
                 RecipientOutcome(recipientID: first, messageID: message.id, kind: .sent, at: later, details: ["reply": "250 ok"]),
                 RecipientOutcome(recipientID: second, messageID: message.id, kind: .failed, at: later),
             ])
-            #expect(try await store.counters(in: .allTime) == Counters(outbound: 2, sent: 2, deferred: 1))
-            #expect(try #require(try await store.message(message.id)).recipients.map(\.state) == [.sent, .sent])
+            #expect(try await store.counters(in: .allTime, scope: .all) == Counters(outbound: 2, sent: 2, deferred: 1))
+            #expect(try #require(try await store.message(message.id, scope: .all)).recipients.map(\.state) == [.sent, .sent])
             let timeline = try await store.timeline(of: message.id).filter { $0.recipientID == first }
             #expect(timeline.map(\.type) == [.outbound, .deferred, .sent])
             #expect(timeline.map(\.details) == [[:], ["text": "4.2.0 busy"], ["reply": "250 ok"]])
@@ -116,8 +116,8 @@ import TernCore
             // Drop by recipient id: failed with a reason, gone from the queue.
             #expect(try await store.drop(first.recipients[0].id.rawValue, now: t0) == 1)
             #expect(try await store.drop(first.recipients[0].id.rawValue, now: t0) == 0)
-            #expect(try await store.queueEntries(limit: 10).count == 2)
-            #expect(try await store.counters(in: .allTime).failed == 1)
+            #expect(try await store.queueEntries(limit: 10, scope: .all).count == 2)
+            #expect(try await store.counters(in: .allTime, scope: .all).failed == 1)
         }
     }
 
@@ -126,13 +126,13 @@ import TernCore
         try await factory.withStore { store in
             try await store.addSuppression(Suppression(address: "Bounce@Example.NET", reason: "manual", createdAt: t0))
             try await store.addSuppression(Suppression(address: "bounce@example.net", reason: "hard bounce", createdAt: t0))
-            #expect(try await store.suppressions() == [Suppression(address: "bounce@example.net", reason: "hard bounce", createdAt: t0)])
+            #expect(try await store.suppressions(scope: .all) == [Suppression(address: "bounce@example.net", reason: "hard bounce", createdAt: t0)])
             let bounce = due("BOUNCE@example.net", from: "shop.example")
             let ok = due("ok@example.net", from: "shop.example")
             #expect(try await store.suppressed([bounce, ok]) == [bounce.id])
-            #expect(try await store.removeSuppression(address: "bounce@EXAMPLE.net", domain: nil) == 1)
+            #expect(try await store.removeSuppression(address: "bounce@EXAMPLE.net", domain: nil, tenant: .default) == 1)
             #expect(try await store.suppressed([bounce]).isEmpty)
-            #expect(try await store.removeSuppression(address: "bounce@example.net", domain: nil) == 0)
+            #expect(try await store.removeSuppression(address: "bounce@example.net", domain: nil, tenant: .default) == 0)
         }
     }
 
@@ -146,10 +146,10 @@ import TernCore
             #expect(try await store.suppressed([fromNews, fromShop]) == [fromNews.id])
             try await store.addSuppression(Suppression(address: "reader@example.net", reason: "hard bounce", createdAt: t0))
             #expect(try await store.suppressed([fromNews, fromShop]) == [fromNews.id, fromShop.id])
-            #expect(try await store.suppressions().map(\.domain) == ["", "news.example"])
-            #expect(try await store.removeSuppression(address: "reader@example.net", domain: "news.example") == 1)
+            #expect(try await store.suppressions(scope: .all).map(\.domain) == ["", "news.example"])
+            #expect(try await store.removeSuppression(address: "reader@example.net", domain: "news.example", tenant: .default) == 1)
             #expect(try await store.suppressed([fromNews, fromShop]) == [fromNews.id, fromShop.id])
-            #expect(try await store.removeSuppression(address: "reader@example.net", domain: nil) == 1)
+            #expect(try await store.removeSuppression(address: "reader@example.net", domain: nil, tenant: .default) == 1)
             #expect(try await store.suppressed([fromNews, fromShop]).isEmpty)
         }
     }

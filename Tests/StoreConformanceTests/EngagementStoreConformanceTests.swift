@@ -41,10 +41,10 @@ import TernCore
                 // A recipient of another message (a token for a message that no longer exists) is dropped.
                 EngagementEvent(type: .open, messageID: .random(), recipientID: first, at: t0),
             ])
-            let counters = try await store.counters(in: .allTime)
+            let counters = try await store.counters(in: .allTime, scope: .all)
             #expect(counters.opens == 3 && counters.uniqueOpens == 2 && counters.humanOpens == 2)
             #expect(counters.clicks == 2 && counters.uniqueClicks == 1 && counters.humanClicks == 1)
-            let later = try await store.counters(in: TimeRange(from: t0.addingTimeInterval(3)))
+            let later = try await store.counters(in: TimeRange(from: t0.addingTimeInterval(3)), scope: .all)
             #expect(later.opens == 1 && later.uniqueOpens == 1 && later.clicks == 2 && later.humanClicks == 1)
         }
     }
@@ -59,8 +59,8 @@ import TernCore
                 type: .unsubscribe, messageID: message.id, recipientID: recipient.id, at: t0, details: EngagementDetails(method: "one-click"))
             try await store.recordEngagement([unsubscribe])
             try await store.recordEngagement([unsubscribe, unsubscribe])
-            #expect(try await store.counters(in: .allTime).unsubscribes == 1)
-            #expect(try await store.suppressions() == [
+            #expect(try await store.counters(in: .allTime, scope: .all).unsubscribes == 1)
+            #expect(try await store.suppressions(scope: .all) == [
                 Suppression(address: recipient.address, domain: "news.example", reason: "unsubscribed", createdAt: t0)
             ])
             let summary = try await store.recipientSummary(recipient.id)
@@ -123,8 +123,8 @@ import TernCore
             let timeline = try await store.timeline(of: message.id).filter { $0.type != .outbound }
             #expect(timeline.map { "\($0.type.rawValue) \($0.details["link"] ?? "-")" } == expected)
             #expect(timeline.first { $0.details["link"] == "5" }?.details["user_agent"] == "A \"quoted\" agent\\5")
-            #expect(try await store.counters(in: .allTime).unsubscribes == 1)
-            #expect(try await store.suppressions().count == 1)
+            #expect(try await store.counters(in: .allTime, scope: .all).unsubscribes == 1)
+            #expect(try await store.suppressions(scope: .all).count == 1)
         }
     }
 }

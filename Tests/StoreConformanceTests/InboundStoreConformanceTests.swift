@@ -40,11 +40,11 @@ import TernCore
             try await store.commitInbound([again])
             try await store.completeReport(again.id, outcome: ReportOutcome(kind: "bounce", events: [failure], suppressions: []))
 
-            let counters = try await store.counters(in: .allTime)
+            let counters = try await store.counters(in: .allTime, scope: .all)
             #expect(counters.failed == 1 && counters.failedAsync == 1 && counters.unmatchedReports == 1 && counters.inbound == 1)
-            #expect(try await store.suppressions().map(\.address) == ["r0@example.net"])
-            #expect(try await store.suppressions().map(\.domain) == [""])
-            let summaries = try await store.inboundMessages(limit: 10)
+            #expect(try await store.suppressions(scope: .all).map(\.address) == ["r0@example.net"])
+            #expect(try await store.suppressions(scope: .all).map(\.domain) == [""])
+            let summaries = try await store.inboundMessages(limit: 10, scope: .all)
             #expect(summaries.map(\.id) == [again, inbound, report].map(\.id.description))
             #expect(summaries.map(\.kind) == ["bounce", "inbound", "bounce"])
             #expect(summaries[1].webhook?.state == "pending" && summaries[1].webhook?.attempts == 0)
@@ -83,7 +83,7 @@ import TernCore
                 }
             }
             for store in stores {
-                let counters = try await store.counters(in: .allTime)
+                let counters = try await store.counters(in: .allTime, scope: .all)
                 #expect(counters.failed == 3 * rounds)
                 #expect(counters.complaints == rounds)
                 #expect(try await store.pendingReports(limit: 10).isEmpty)
@@ -105,8 +105,8 @@ import TernCore
                 try await store.commitInbound([mail])
                 try await store.completeReport(mail.id, outcome: ReportOutcome(kind: "unsubscribe", events: [event], suppressions: []))
             }
-            #expect(try await store.counters(in: .allTime).unsubscribes == 1)
-            #expect(try await store.suppressions().map { "\($0.address) \($0.domain)" } == ["r0@example.net news.example"])
+            #expect(try await store.counters(in: .allTime, scope: .all).unsubscribes == 1)
+            #expect(try await store.suppressions(scope: .all).map { "\($0.address) \($0.domain)" } == ["r0@example.net news.example"])
         }
     }
 
@@ -137,14 +137,14 @@ import TernCore
                     now: t0.addingTimeInterval(1_000_000), limit: 10, leaseUntil: t0.addingTimeInterval(1_000_060)
                 ).isEmpty)
 
-            let byID = Dictionary(uniqueKeysWithValues: try await store.inboundMessages(limit: 10).map { ($0.id, $0) })
+            let byID = Dictionary(uniqueKeysWithValues: try await store.inboundMessages(limit: 10, scope: .all).map { ($0.id, $0) })
             #expect(byID[posted.id.description]?.webhook?.state == "delivered")
             #expect(byID[posted.id.description]?.webhook?.lastStatus == 200)
             #expect(byID[failing.id.description]?.webhook?.state == "gave_up")
             #expect(byID[failing.id.description]?.webhook?.attempts == 2)
             #expect(byID[failing.id.description]?.webhook?.lastError == "refused")
             #expect(byID[storeOnly.id.description]?.webhook == nil)
-            #expect(try await store.counters(in: .allTime).inbound == 3)
+            #expect(try await store.counters(in: .allTime, scope: .all).inbound == 3)
         }
     }
 

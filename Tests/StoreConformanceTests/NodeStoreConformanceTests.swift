@@ -250,7 +250,7 @@ import TernCore
             try await store.recordWebhookAttempt(c.id, WebhookAttempt(at: t0.addingTimeInterval(91), status: 200, error: nil, nextAttemptAt: nil))
             #expect(try await claim(at: 1_000_000).isEmpty)
 
-            let byID = Dictionary(uniqueKeysWithValues: try await store.inboundMessages(limit: 10).map { ($0.id, $0.webhook) })
+            let byID = Dictionary(uniqueKeysWithValues: try await store.inboundMessages(limit: 10, scope: .all).map { ($0.id, $0.webhook) })
             #expect(byID[a.id.description]??.state == "delivered" && byID[a.id.description]??.attempts == 1)
             #expect(byID[b.id.description]??.state == "gave_up" && byID[b.id.description]??.attempts == 2)
             #expect(byID[c.id.description]??.state == "delivered" && byID[c.id.description]??.attempts == 1)

@@ -51,7 +51,7 @@ struct PostgresMigrationTests {
             }
             try await PostgresTestServer.withRunningStore(url: url) { store async throws in
                 try await store.migrate()
-                #expect(try await store.message(message.id)?.content == message.content)
+                #expect(try await store.message(message.id, scope: .all)?.content == message.content)
             }
         }
     }
@@ -68,25 +68,75 @@ struct PostgresMigrationTests {
                 id: .next(), receivedAt: now, clientIP: nil, heloName: "mx.example.net", mailFrom: "a@example.org",
                 recipients: ["help@support.example"], purpose: .inbound, webhookURL: "http://127.0.0.1:9/hook",
                 content: Array("Subject: x\r\n\r\nbody\r\n".utf8))
-            let leased = try await PostgresTestServer.withRunningStore(url: url) { store async throws in
+            let at = message.receivedAt.millisecondsSince1970
+            try await PostgresTestServer.withRunningStore(url: url) { store async throws in
                 #expect(try await store.migrate(upTo: first) == [first])
-                try await store.commitAndWait([message])
-                try await store.commitInbound([arrival])
-                return try await store.claimDueRecipients(now: now, limit: 2, node: "a", leaseUntil: now.addingTimeInterval(3600))
+                // Rows as the first release wrote them: its columns only, two recipients leased.
+                let client = store.client
+                try await client.query(
+                    """
+                    INSERT INTO messages (id, message_id_header, mail_from, size, content, received_at)
+                    VALUES (\(message.id.rawValue), \(message.messageIDHeader), \(message.mailFrom),
+                            \(Int64(message.content.count)), \(ByteBuffer(bytes: message.content)), \(at))
+                    """)
+                for (position, recipient) in message.recipients.enumerated() {
+                    let lease: String? = position < 2 ? "a" : nil
+                    let until: Int64? = position < 2 ? now.addingTimeInterval(3600).millisecondsSince1970 : nil
+                    try await client.query(
+                        """
+                        INSERT INTO recipients (id, message_id, position, address, state, next_attempt_at, lease_node, lease_until)
+                        VALUES (\(recipient.id.rawValue), \(message.id.rawValue), \(Int32(position)), \(recipient.address), 'queued',
+                                \(at), \(lease), \(until))
+                        """)
+                    try await client.query(
+                        """
+                        INSERT INTO events (type, message_id, recipient_id, at)
+                        VALUES ('outbound', \(message.id.rawValue), \(recipient.id.rawValue), \(at))
+                        """)
+                }
+                try await client.query("INSERT INTO events (type, at) VALUES ('unmatched_report', \(at))")
+                try await client.query(
+                    """
+                    INSERT INTO inbound_messages (id, received_at, helo, mail_from, recipients, purpose, size, content, kind,
+                                                  webhook_url, webhook_state, webhook_next_at)
+                    VALUES (\(arrival.id.rawValue), \(arrival.receivedAt.millisecondsSince1970), \(arrival.heloName),
+                            \(arrival.mailFrom), \(arrival.recipients), 'inbound', \(Int64(arrival.content.count)),
+                            \(ByteBuffer(bytes: arrival.content)), 'inbound', \(arrival.webhookURL), 'pending',
+                            \(arrival.receivedAt.millisecondsSince1970))
+                    """)
+                try await client.query(
+                    """
+                    INSERT INTO credentials (name, password_hash, api_key_id, api_key_hash, created_at)
+                    VALUES ('app', 'x', 'AAAAAAAAAAAA', 'y', \(at))
+                    """)
+                try await client.query(
+                    "INSERT INTO suppressions (address, domain, reason, created_at) VALUES ('gone@example.net', '', 'hard bounce', \(at))")
+                try await client.query("INSERT INTO domains (name, created_at) VALUES ('shop.example', \(at))")
             }
-            #expect(leased.count == 2)
 
             try await PostgresTestServer.withRunningStore(url: url) { store async throws in
                 let later = PostgresStore.migrations.dropFirst().map(\.name)
                 #expect(!later.isEmpty)
                 #expect(try await store.migrate() == later)
                 #expect(try await store.appliedMigrations() == [first] + later)
-                let stored = try #require(try await store.message(message.id))
+                let stored = try #require(try await store.message(message.id, scope: .all))
                 #expect(stored.content == message.content)
                 #expect(stored.recipients.map(\.id) == message.recipients.map(\.id))
                 #expect(stored.recipients.allSatisfy { $0.state == .queued })
-                #expect(try await store.counters(in: .allTime).outbound == 3)
-                #expect(try await store.inboundMessages(limit: 10).map(\.id) == [arrival.id.description])
+                #expect(try await store.counters(in: .allTime, scope: .all).outbound == 3)
+                #expect(try await store.inboundMessages(limit: 10, scope: .all).map(\.id) == [arrival.id.description])
+                // Everything belongs to the tenant `default`, but the report matched to nothing.
+                #expect(try await store.tenants().map(\.name) == [Tenant.defaultName])
+                #expect(stored.tenant == .default)
+                let own = try await store.counters(in: .allTime, scope: .tenant(.default))
+                #expect(own.outbound == 3 && own.unmatchedReports == 0)
+                #expect(try await store.counters(in: .allTime, scope: .all).unmatchedReports == 1)
+                #expect(try await store.inboundMessages(limit: 10, scope: .tenant(.default)).map(\.id) == [arrival.id.description])
+                #expect(try await store.credential(named: "app")?.scope == .tenant(.default))
+                #expect(try await store.domain(named: "shop.example")?.tenant == .default)
+                #expect(try await store.suppressions(scope: .all).map(\.tenant) == [.default])
+                // A tenant added after the migration gets a new id, not the default's.
+                #expect(try await store.addTenant(named: "b", limits: .none, createdAt: now).id != .default)
 
                 try await store.heartbeat(
                     NodeRecord(id: "a", hostname: "a.example", startedAt: now, heartbeatAt: now, state: .running, detail: ""))

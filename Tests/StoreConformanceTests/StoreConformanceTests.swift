@@ -61,7 +61,7 @@ func sampleMessage(recipients: Int = 2, at date: Date = Date(), header: String? 
             let first = sampleMessage(recipients: 2)
             let second = sampleMessage(recipients: 3)
             try await store.commitAndWait([first, second])
-            let stored = try #require(try await store.message(first.id))
+            let stored = try #require(try await store.message(first.id, scope: .all))
             #expect(stored.content == first.content)
             #expect(stored.mailFrom == "sender@example.com")
             #expect(stored.messageIDHeader == first.messageIDHeader)
@@ -69,9 +69,9 @@ func sampleMessage(recipients: Int = 2, at date: Date = Date(), header: String? 
             #expect(stored.recipients.map(\.address) == ["r0@example.net", "r1@example.net"])
             #expect(stored.recipients.map(\.id) == first.recipients.map(\.id))
             #expect(stored.recipients.allSatisfy { $0.state == .queued })
-            #expect(try await store.message(second.id)?.recipients.count == 3)
-            #expect(try await store.counters(in: .allTime) == Counters(outbound: 5))
-            #expect(try await store.message(.random()) == nil)
+            #expect(try await store.message(second.id, scope: .all)?.recipients.count == 3)
+            #expect(try await store.counters(in: .allTime, scope: .all) == Counters(outbound: 5))
+            #expect(try await store.message(.random(), scope: .all) == nil)
         }
     }
 
@@ -86,7 +86,7 @@ func sampleMessage(recipients: Int = 2, at date: Date = Date(), header: String? 
             message.mailFrom = ""
             message.credential = nil
             try await store.commitAndWait([message])
-            let stored = try #require(try await store.message(message.id))
+            let stored = try #require(try await store.message(message.id, scope: .all))
             #expect(stored.content == message.content)
             #expect(stored.mailFrom == "")
             #expect(stored.credential == nil)
@@ -102,8 +102,8 @@ func sampleMessage(recipients: Int = 2, at date: Date = Date(), header: String? 
             // The same id again violates the primary key: the whole group is rolled back.
             let fresh = sampleMessage()
             await #expect(throws: (any Error).self) { try await store.commitAndWait([fresh, message]) }
-            #expect(try await store.message(fresh.id) == nil)
-            #expect(try await store.counters(in: .allTime).outbound == 2)
+            #expect(try await store.message(fresh.id, scope: .all) == nil)
+            #expect(try await store.counters(in: .allTime, scope: .all).outbound == 2)
         }
     }
 
@@ -113,8 +113,8 @@ func sampleMessage(recipients: Int = 2, at date: Date = Date(), header: String? 
             try await store.commitAndWait([])
             let noRecipients = sampleMessage(recipients: 0)
             try await store.commitAndWait([noRecipients])
-            #expect(try await store.message(noRecipients.id) != nil)
-            #expect(try await store.counters(in: .allTime) == Counters())
+            #expect(try await store.message(noRecipients.id, scope: .all) != nil)
+            #expect(try await store.counters(in: .allTime, scope: .all) == Counters())
         }
     }
 
@@ -127,11 +127,11 @@ func sampleMessage(recipients: Int = 2, at date: Date = Date(), header: String? 
                 sampleMessage(recipients: 2, at: base.addingTimeInterval(3600)),
                 sampleMessage(recipients: 4, at: base.addingTimeInterval(7200)),
             ])
-            #expect(try await store.counters(in: .allTime).outbound == 7)
-            #expect(try await store.counters(in: TimeRange(from: base.addingTimeInterval(1))).outbound == 6)
-            #expect(try await store.counters(in: TimeRange(to: base.addingTimeInterval(3600))).outbound == 1)
-            #expect(try await store.counters(in: TimeRange(from: base, to: base.addingTimeInterval(3601))).outbound == 3)
-            #expect(try await store.counters(in: TimeRange(from: base.addingTimeInterval(9000))) == Counters())
+            #expect(try await store.counters(in: .allTime, scope: .all).outbound == 7)
+            #expect(try await store.counters(in: TimeRange(from: base.addingTimeInterval(1)), scope: .all).outbound == 6)
+            #expect(try await store.counters(in: TimeRange(to: base.addingTimeInterval(3600)), scope: .all).outbound == 1)
+            #expect(try await store.counters(in: TimeRange(from: base, to: base.addingTimeInterval(3601)), scope: .all).outbound == 3)
+            #expect(try await store.counters(in: TimeRange(from: base.addingTimeInterval(9000)), scope: .all) == Counters())
         }
     }
 

@@ -88,7 +88,7 @@ import TernStoreSQLite
             reversePath: .mailbox(SMTPMailbox(localPart: "from", domain: "example.com")),
             recipients: [SMTPMailbox(localPart: "to", domain: "example.net")], eightBitMIME: declared, smtpUTF8: false,
             content: ByteBuffer(string: text))
-        #expect(intake.prepared(received, now: Date()).message.eightBitMIME == expected)
+        #expect(intake.prepared(received, tenant: .default, now: Date()).message.eightBitMIME == expected)
         try await store.close()
     }
 }

@@ -61,18 +61,18 @@ final class ScriptedTransport: DeliveryTransport {
             group.addTask { try await service.run() }
             let deadline = ContinuousClock.now + .seconds(20)
             while ContinuousClock.now < deadline {
-                let counters = try await store.counters(in: .allTime)
+                let counters = try await store.counters(in: .allTime, scope: .all)
                 if counters.sent == 2 && counters.failed == 1 { break }
                 try await Task.sleep(for: .milliseconds(50))
             }
             group.cancelAll()
         }
-        #expect(try await store.counters(in: .allTime) == Counters(outbound: 4, sent: 2, failed: 1, suppressed: 1, deferred: 1))
-        let states = try #require(try await store.message(message.id)).recipients.map(\.state)
+        #expect(try await store.counters(in: .allTime, scope: .all) == Counters(outbound: 4, sent: 2, failed: 1, suppressed: 1, deferred: 1))
+        let states = try #require(try await store.message(message.id, scope: .all)).recipients.map(\.state)
         #expect(states == [.sent, .failed, .sent, .suppressed])
         let attempts = transport.attempts.withLock { $0 }
         #expect(attempts == ["ok@example.net": 1, "bad@example.net": 1, "later@example.org": 2])
-        #expect(try await store.queueEntries(limit: 10).isEmpty)
+        #expect(try await store.queueEntries(limit: 10, scope: .all).isEmpty)
         try await store.close()
     }
 }
@@ -140,8 +140,8 @@ final class SlowTransport: DeliveryTransport {
             #expect(transport.started.withLock { $0 } == 1)
             group.cancelAll()  // as a graceful shutdown does, mid-delivery
         }
-        #expect(try #require(try await store.message(message.id)).recipients.map(\.state) == [.sent])
-        #expect(try await store.counters(in: .allTime).sent == 1)
+        #expect(try #require(try await store.message(message.id, scope: .all)).recipients.map(\.state) == [.sent])
+        #expect(try await store.counters(in: .allTime, scope: .all).sent == 1)
         try await store.close()
     }
 
@@ -165,7 +165,7 @@ final class SlowTransport: DeliveryTransport {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await service.run() }
             let deadline = ContinuousClock.now + .seconds(20)
-            while ContinuousClock.now < deadline, try await store.counters(in: .allTime).sent < 3 {
+            while ContinuousClock.now < deadline, try await store.counters(in: .allTime, scope: .all).sent < 3 {
                 try await Task.sleep(for: .milliseconds(50))
             }
             group.cancelAll()
@@ -209,14 +209,14 @@ final class LostLeaseStore: DeliveryStore {
     func readContent(of message: MessageID, offset: Int, maxLength: Int) async throws -> [UInt8] {
         try await base.readContent(of: message, offset: offset, maxLength: maxLength)
     }
-    func queueEntries(limit: Int) async throws -> [QueueEntry] { try await base.queueEntries(limit: limit) }
+    func queueEntries(limit: Int, scope: TenantScope) async throws -> [QueueEntry] { try await base.queueEntries(limit: limit, scope: scope) }
     func retryNow(_ id: Int64, now: Date) async throws -> Int { try await base.retryNow(id, now: now) }
     func drop(_ id: Int64, now: Date) async throws -> Int { try await base.drop(id, now: now) }
     func addSuppression(_ suppression: Suppression) async throws { try await base.addSuppression(suppression) }
-    func removeSuppression(address: String, domain: String?) async throws -> Int {
-        try await base.removeSuppression(address: address, domain: domain)
+    func removeSuppression(address: String, domain: String?, tenant: TenantID?) async throws -> Int {
+        try await base.removeSuppression(address: address, domain: domain, tenant: tenant)
     }
-    func suppressions() async throws -> [Suppression] { try await base.suppressions() }
+    func suppressions(scope: TenantScope) async throws -> [Suppression] { try await base.suppressions(scope: scope) }
     func suppressed(_ recipients: [DueRecipient]) async throws -> Set<RecipientID> { try await base.suppressed(recipients) }
 }
 
@@ -246,18 +246,18 @@ final class LostLeaseStore: DeliveryStore {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await service.run() }
             let deadline = ContinuousClock.now + .seconds(60)
-            while ContinuousClock.now < deadline, try await base.counters(in: .allTime).deferred < 1 {
+            while ContinuousClock.now < deadline, try await base.counters(in: .allTime, scope: .all).deferred < 1 {
                 try await Task.sleep(for: .milliseconds(50))
             }
             group.cancelAll()
         }
         #expect(store.claims.withLock { $0 } == 1)
-        #expect(try await base.counters(in: .allTime) == Counters(outbound: 1, deferred: 1))
+        #expect(try await base.counters(in: .allTime, scope: .all) == Counters(outbound: 1, deferred: 1))
         #expect(transport.attempts.withLock { $0 }.isEmpty)
         let timeline = try await base.timeline(of: message.id)
         #expect(timeline.map(\.type) == [.outbound, .deferred])
         #expect(timeline.last?.details["text"] == "recipients of the job are no longer held")
-        let entries = try await base.queueEntries(limit: 10)
+        let entries = try await base.queueEntries(limit: 10, scope: .all)
         #expect(entries.count == 1)
         #expect(entries.first?.attempts == 1)
         try await base.close()

@@ -86,7 +86,7 @@ final class SharedHostsTransport: DeliveryTransport {
             group.addTask { try await service.run() }
             func waitFor(sent: Int) async throws {
                 let deadline = ContinuousClock.now + .seconds(60)
-                while ContinuousClock.now < deadline, try await store.counters(in: .allTime).sent < sent {
+                while ContinuousClock.now < deadline, try await store.counters(in: .allTime, scope: .all).sent < sent {
                     try await Task.sleep(for: .milliseconds(20))
                 }
             }

@@ -30,8 +30,8 @@ final class RecordingStore: Store {
         guard delay > .zero else { return write() }
         DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(Int(delay / .nanoseconds(1))), execute: write)
     }
-    func counters(in range: TimeRange) async throws -> Counters { try await inner.counters(in: range) }
-    func message(_ id: MessageID) async throws -> StoredMessage? { try await inner.message(id) }
+    func counters(in range: TimeRange, scope: TenantScope) async throws -> Counters { try await inner.counters(in: range, scope: scope) }
+    func message(_ id: MessageID, scope: TenantScope) async throws -> StoredMessage? { try await inner.message(id, scope: scope) }
     func addCredential(_ credential: Credential) async throws { try await inner.addCredential(credential) }
     func removeCredential(named name: String) async throws -> Bool { try await inner.removeCredential(named: name) }
     func credential(named name: String) async throws -> Credential? { try await inner.credential(named: name) }
@@ -52,14 +52,14 @@ final class RecordingStore: Store {
     func readContent(of message: MessageID, offset: Int, maxLength: Int) async throws -> [UInt8] {
         try await inner.readContent(of: message, offset: offset, maxLength: maxLength)
     }
-    func queueEntries(limit: Int) async throws -> [QueueEntry] { try await inner.queueEntries(limit: limit) }
+    func queueEntries(limit: Int, scope: TenantScope) async throws -> [QueueEntry] { try await inner.queueEntries(limit: limit, scope: scope) }
     func retryNow(_ id: Int64, now: Date) async throws -> Int { try await inner.retryNow(id, now: now) }
     func drop(_ id: Int64, now: Date) async throws -> Int { try await inner.drop(id, now: now) }
     func addSuppression(_ suppression: Suppression) async throws { try await inner.addSuppression(suppression) }
-    func removeSuppression(address: String, domain: String?) async throws -> Int {
-        try await inner.removeSuppression(address: address, domain: domain)
+    func removeSuppression(address: String, domain: String?, tenant: TenantID?) async throws -> Int {
+        try await inner.removeSuppression(address: address, domain: domain, tenant: tenant)
     }
-    func suppressions() async throws -> [Suppression] { try await inner.suppressions() }
+    func suppressions(scope: TenantScope) async throws -> [Suppression] { try await inner.suppressions(scope: scope) }
     func suppressed(_ recipients: [DueRecipient]) async throws -> Set<RecipientID> { try await inner.suppressed(recipients) }
     func links(of message: MessageID) async throws -> [String] { try await inner.links(of: message) }
     func recordEngagement(_ events: [EngagementEvent]) async throws { try await inner.recordEngagement(events) }
@@ -76,7 +76,7 @@ final class RecordingStore: Store {
     func recordWebhookAttempt(_ id: InboundMessageID, _ attempt: WebhookAttempt) async throws {
         try await inner.recordWebhookAttempt(id, attempt)
     }
-    func inboundMessages(limit: Int) async throws -> [InboundSummary] { try await inner.inboundMessages(limit: limit) }
+    func inboundMessages(limit: Int, scope: TenantScope) async throws -> [InboundSummary] { try await inner.inboundMessages(limit: limit, scope: scope) }
     func recipients(messageIDHeader: String, limit: Int) async throws -> [RecipientSummary] {
         try await inner.recipients(messageIDHeader: messageIDHeader, limit: limit)
     }
@@ -94,6 +94,15 @@ final class RecordingStore: Store {
     func nodeNumber(of id: String) async throws -> Int { try await inner.nodeNumber(of: id) }
     func sharedSecret(named name: String, proposed: [UInt8]) async throws -> [UInt8] {
         try await inner.sharedSecret(named: name, proposed: proposed)
+    }
+    func addTenant(named name: String, limits: TenantLimits, createdAt: Date) async throws -> Tenant {
+        try await inner.addTenant(named: name, limits: limits, createdAt: createdAt)
+    }
+    func tenants() async throws -> [Tenant] { try await inner.tenants() }
+    func tenant(named name: String) async throws -> Tenant? { try await inner.tenant(named: name) }
+    func setLimits(_ limits: TenantLimits, of tenant: TenantID) async throws { try await inner.setLimits(limits, of: tenant) }
+    func removeTenant(_ tenant: TenantID, force: Bool) async throws -> TenantRemoval {
+        try await inner.removeTenant(tenant, force: force)
     }
 }
 
@@ -135,7 +144,7 @@ extension GroupCommitter {
                 try await senders.waitForAll()
             }
             // Every commit returned: every message must be in the store already.
-            #expect(try await store.counters(in: .allTime).outbound == 500)
+            #expect(try await store.counters(in: .allTime, scope: .all).outbound == 500)
             committer.stop()
             try await group.waitForAll()
         }
@@ -160,7 +169,7 @@ extension GroupCommitter {
                 }
                 try await senders.waitForAll()
             }
-            #expect(try await store.counters(in: .allTime).outbound == 300)
+            #expect(try await store.counters(in: .allTime, scope: .all).outbound == 300)
             committer.stop()
             try await group.waitForAll()
         }
@@ -182,7 +191,7 @@ extension GroupCommitter {
         committer.stop()  // a group is with the store, the others wait
         try await run.value
         // `run` returned: everything accepted before the stop is durable.
-        #expect(try await store.counters(in: .allTime).outbound == 40)
+        #expect(try await store.counters(in: .allTime, scope: .all).outbound == 40)
         var committed = 0
         for await success in results.prefix(40) where success { committed += 1 }
         #expect(committed == 40)
@@ -200,7 +209,7 @@ extension GroupCommitter {
             store.failNext.withLock { $0 = true }
             await #expect(throws: StoreError.self) { try await committer.commitAndWait(message(1)) }
             try await committer.commitAndWait(message(2))
-            #expect(try await store.counters(in: .allTime).outbound == 1)
+            #expect(try await store.counters(in: .allTime, scope: .all).outbound == 1)
             committer.stop()
             try await group.waitForAll()
         }

@@ -45,7 +45,7 @@ import TernStoreSQLite
     ) async throws -> InboundSummary.Webhook {
         let deadline = ContinuousClock.now + timeout
         while true {
-            let webhook = try #require(try await store.inboundMessages(limit: 1).first?.webhook)
+            let webhook = try #require(try await store.inboundMessages(limit: 1, scope: .all).first?.webhook)
             if condition(webhook) { return webhook }
             guard ContinuousClock.now < deadline else {
                 Issue.record("webhook never reached the expected state: \(webhook)")
@@ -251,7 +251,7 @@ import TernStoreSQLite
         // not retried, so the server sees each message exactly once.
         try await Self.withService(messages, configuration: Self.configuration(timeout: .seconds(60))) { store, _ in
             let deadline = ContinuousClock.now + .seconds(60)
-            while try await store.inboundMessages(limit: 10).contains(where: { $0.webhook?.state != "delivered" }),
+            while try await store.inboundMessages(limit: 10, scope: .all).contains(where: { $0.webhook?.state != "delivered" }),
                 ContinuousClock.now < deadline
             {
                 try await Task.sleep(for: .milliseconds(20))
@@ -454,7 +454,9 @@ final class ClaimCountingStore: InboundStore {
     func recordWebhookAttempt(_ id: InboundMessageID, _ attempt: WebhookAttempt) async throws {
         try await base.recordWebhookAttempt(id, attempt)
     }
-    func inboundMessages(limit: Int) async throws -> [InboundSummary] { try await base.inboundMessages(limit: limit) }
+    func inboundMessages(limit: Int, scope: TenantScope) async throws -> [InboundSummary] {
+        try await base.inboundMessages(limit: limit, scope: scope)
+    }
     func recipients(messageIDHeader: String, limit: Int) async throws -> [RecipientSummary] {
         try await base.recipients(messageIDHeader: messageIDHeader, limit: limit)
     }

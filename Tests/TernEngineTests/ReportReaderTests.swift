@@ -124,7 +124,7 @@ import TernStoreSQLite
         #expect(stranger.events.first?.recipientID == nil && stranger.events.first?.details["inbound_id"] != nil)
     }
 
-    @Test func complaintsSuppressForTheSendingDomainUnlessNotSpam() async throws {
+    @Test func complaintsSuppressForTheSendingTenantUnlessNotSpam() async throws {
         let w = try await world(recipients: ["erin@example.net"])
         defer { try? FileManager.default.removeItem(atPath: w.folder) }
         func arf(_ type: String) -> String {
@@ -161,7 +161,8 @@ import TernStoreSQLite
         let abuse = try await w.reader.read(arrival(to: ["fbl@bounces.shop.example"], arf("abuse")))
         #expect(abuse.kind == "complaint" && abuse.events.map(\.type) == [.complaint])
         #expect(abuse.events.first?.recipientID == w.message.recipients[0].id && abuse.events.first?.details["feedback_type"] == "abuse")
-        #expect(abuse.suppressions.map { "\($0.address)|\($0.domain)" } == ["erin@example.net|shop.example"])
+        // A complaint stops the sending tenant's mail to the address, from every one of its domains.
+        #expect(abuse.suppressions.map { "\($0.address)|\($0.domain)|\($0.tenant.map(\.description) ?? "global")" } == ["erin@example.net||1"])
         let notSpam = try await w.reader.read(arrival(to: ["fbl@bounces.shop.example"], arf("not-spam")))
         #expect(notSpam.events.map(\.type) == [.complaint] && notSpam.suppressions.isEmpty)
     }

@@ -9,7 +9,12 @@ import TernStoreSQLite
 @Suite struct TernAPITests {
     struct Fixture {
         var store: SQLiteStore
+        /// The default tenant's key.
         var apiKey: String
+        /// Tenant `b`'s key, and the id of `b`'s one message.
+        var otherKey: String
+        var otherMessage: MessageID
+        var operatorKey: String
         var folder: String
     }
 
@@ -18,9 +23,20 @@ import TernStoreSQLite
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let store = try SQLiteStore(path: folder + "/tern.sqlite")
-        let (credential, issued) = try Credential.issue(name: "app", networks: [], hasher: SecretHasher(rounds: 1 << 10))
+        let hasher = SecretHasher(rounds: 1 << 10)
+        let (credential, issued) = try Credential.issue(name: "app", networks: [], hasher: hasher)
         try await store.addCredential(credential)
+        let b = try await store.addTenant(named: "b", limits: .none, createdAt: Date())
+        let (otherCredential, otherIssued) = try Credential.issue(name: "b-app", networks: [], scope: .tenant(b.id), hasher: hasher)
+        try await store.addCredential(otherCredential)
+        let (operatorCredential, operatorIssued) = try Credential.issue(name: "ops", networks: [], scope: .all, hasher: hasher)
+        try await store.addCredential(operatorCredential)
         let base = Date(timeIntervalSince1970: 1_800_000_000)
+        let otherMessage = QueuedMessage(
+            id: .random(), messageIDHeader: "<b@t>", mailFrom: "a@b.test", recipients: [QueuedRecipient(id: .random(), address: "e@y.test")],
+            content: Array("\r\n".utf8), credential: "b-app", clientIP: nil, receivedAt: base, eightBitMIME: false, smtpUTF8: false,
+            tenant: b.id)
+        try await store.commitAndWait([otherMessage])
         try await store.commitAndWait([
             QueuedMessage(
                 id: .random(), messageIDHeader: "<1@t>", mailFrom: "a@x.test",
@@ -35,7 +51,11 @@ import TernStoreSQLite
         let api = TernAPI(store: store, credentials: CredentialDirectory(store: store))
         let app = Application(router: api.buildRouter())
         try await app.test(.router) { client in
-            try await body(client, Fixture(store: store, apiKey: issued.apiKey, folder: folder))
+            try await body(
+                client,
+                Fixture(
+                    store: store, apiKey: issued.apiKey, otherKey: otherIssued.apiKey, otherMessage: otherMessage.id,
+                    operatorKey: operatorIssued.apiKey, folder: folder))
         }
         try await store.close()
     }
@@ -112,9 +132,11 @@ import TernStoreSQLite
                 recipients: ["postmaster@bounces.x.test"], purpose: .report, webhookURL: nil, content: Array("a\r\n".utf8))
             let second = InboundMessage(
                 id: .next(), receivedAt: at, clientIP: "192.0.2.1", heloName: "mx.example", mailFrom: "user@y.test",
-                recipients: ["help@in.test"], purpose: .inbound, webhookURL: "https://app.test/hook", content: Array("b\r\n".utf8))
+                recipients: ["help@in.test"], purpose: .inbound, webhookURL: "https://app.test/hook", content: Array("b\r\n".utf8),
+                tenant: .default)
             try await fixture.store.commitInbound([first, second])
-            let auth: HTTPFields = [.authorization: "Bearer \(fixture.apiKey)"]
+            // The operator sees every arrival, reports (which belong to no tenant) included.
+            let auth: HTTPFields = [.authorization: "Bearer \(fixture.operatorKey)"]
             try await client.execute(uri: "/api/v1/inbound", method: .get, headers: auth) { response in
                 #expect(response.status == .ok)
                 let body = try JSONDecoder.iso8601.decode(InboundListResponse.self, from: Data(buffer: response.body))
@@ -134,6 +156,79 @@ import TernStoreSQLite
             }
             try await client.execute(uri: "/api/v1/inbound", method: .get) { response in
                 #expect(response.status == .unauthorized)
+            }
+        }
+    }
+
+    /// Every API path, asked with one tenant's key for another tenant's data: the answer is
+    /// the one an unknown id gets, or only the asker's own data.
+    @Test func aTenantKeySeesOnlyItsTenant() async throws {
+        try await withAPI { client, fixture in
+            let at = Date(timeIntervalSince1970: 1_800_000_000)
+            let ownInbound = InboundMessage(
+                id: .next(), receivedAt: at, clientIP: nil, heloName: "mx", mailFrom: "u@y.test", recipients: ["help@in.test"],
+                purpose: .inbound, webhookURL: nil, content: Array("a\r\n".utf8), tenant: .default)
+            let b = try #require(try await fixture.store.tenant(named: "b"))
+            let otherInbound = InboundMessage(
+                id: .next(), receivedAt: at, clientIP: nil, heloName: "mx", mailFrom: "u@y.test", recipients: ["help@b.test"],
+                purpose: .inbound, webhookURL: nil, content: Array("b\r\n".utf8), tenant: b.id)
+            let report = InboundMessage(
+                id: .next(), receivedAt: at, clientIP: nil, heloName: "mx", mailFrom: "", recipients: ["postmaster@bounces.x.test"],
+                purpose: .report, webhookURL: nil, content: Array("r\r\n".utf8))
+            try await fixture.store.commitInbound([ownInbound, otherInbound, report])
+            let own: HTTPFields = [.authorization: "Bearer \(fixture.apiKey)"]
+            let other: HTTPFields = [.authorization: "Bearer \(fixture.otherKey)"]
+            let ops: HTTPFields = [.authorization: "Bearer \(fixture.operatorKey)"]
+            // A's key: B's message answers as a message that does not exist.
+            let unknown = MessageID.random()
+            let unknownBody = try await client.execute(uri: "/api/v1/messages/\(unknown)", method: .get, headers: own) { response in
+                #expect(response.status == .notFound)
+                return String(buffer: response.body).replacingOccurrences(of: unknown.description, with: "ID")
+            }
+            try await client.execute(uri: "/api/v1/messages/\(fixture.otherMessage)", method: .get, headers: own) { response in
+                #expect(response.status == .notFound)
+                #expect(String(buffer: response.body).replacingOccurrences(of: fixture.otherMessage.description, with: "ID") == unknownBody)
+            }
+            try await client.execute(uri: "/api/v1/messages/\(fixture.otherMessage)", method: .get, headers: other) { response in
+                #expect(response.status == .ok)
+            }
+            try await client.execute(uri: "/api/v1/messages/\(fixture.otherMessage)", method: .get, headers: ops) { response in
+                #expect(response.status == .ok)
+            }
+            // Counters: each tenant its own; the operator all, or one with ?tenant=.
+            let outbound = { (uri: String, headers: HTTPFields) async throws -> Int in
+                try await client.execute(uri: uri, method: .get, headers: headers) { response in
+                    #expect(response.status == .ok)
+                    return try JSONDecoder().decode(StatsResponse.self, from: Data(buffer: response.body)).counters.outbound
+                }
+            }
+            #expect(try await outbound("/api/v1/stats", own) == 3)
+            #expect(try await outbound("/api/v1/stats", other) == 1)
+            #expect(try await outbound("/api/v1/stats", ops) == 4)
+            #expect(try await outbound("/api/v1/stats?tenant=b", ops) == 1)
+            #expect(try await outbound("/api/v1/stats?tenant=default", ops) == 3)
+            #expect(try await outbound("/api/v1/stats?tenant=default", own) == 3)
+            // Inbound: own only; reports only for the operator.
+            let inbound = { (uri: String, headers: HTTPFields) async throws -> [String] in
+                try await client.execute(uri: uri, method: .get, headers: headers) { response in
+                    #expect(response.status == .ok)
+                    return try JSONDecoder.iso8601.decode(InboundListResponse.self, from: Data(buffer: response.body)).messages.map(\.id)
+                }
+            }
+            #expect(try await inbound("/api/v1/inbound", own) == [ownInbound.id.description])
+            #expect(try await inbound("/api/v1/inbound", other) == [otherInbound.id.description])
+            #expect(Set(try await inbound("/api/v1/inbound", ops)) == Set([ownInbound, otherInbound, report].map(\.id.description)))
+            #expect(try await inbound("/api/v1/inbound?tenant=b", ops) == [otherInbound.id.description])
+            // A tenant key naming another tenant is refused alike whether that tenant exists or not.
+            for path in ["/api/v1/stats", "/api/v1/inbound", "/api/v1/messages/\(fixture.otherMessage)"] {
+                for name in ["b", "nosuchtenant"] {
+                    try await client.execute(uri: path + "?tenant=\(name)", method: .get, headers: own) { response in
+                        #expect(response.status == .forbidden, "\(path)?tenant=\(name)")
+                    }
+                }
+            }
+            try await client.execute(uri: "/api/v1/stats?tenant=nosuchtenant", method: .get, headers: ops) { response in
+                #expect(response.status == .badRequest)
             }
         }
     }

@@ -21,7 +21,7 @@ import TernStoreSQLite
         /// Writes what the endpoints recorded, then reads the counters.
         func counters() async throws -> Counters {
             await recorder.flush()
-            return try await store.counters(in: .allTime)
+            return try await store.counters(in: .allTime, scope: .all)
         }
     }
 
@@ -147,7 +147,7 @@ import TernStoreSQLite
             }
             // Fetching the page (as a scanner does) changes nothing.
             #expect(try await fixture.counters().unsubscribes == 0)
-            #expect(try await fixture.store.suppressions().isEmpty)
+            #expect(try await fixture.store.suppressions(scope: .all).isEmpty)
             for _ in 0..<2 {
                 try await client.execute(
                     uri: path, method: .post, headers: [.contentType: "application/x-www-form-urlencoded"],
@@ -158,7 +158,7 @@ import TernStoreSQLite
                 }
             }
             #expect(try await fixture.counters().unsubscribes == 1)
-            let suppressions = try await fixture.store.suppressions()
+            let suppressions = try await fixture.store.suppressions(scope: .all)
             #expect(suppressions.map { "\($0.address) \($0.domain) \($0.reason)" } == ["reader@example.net news.example unsubscribed"])
             let unsubscribe = try await fixture.store.timeline(of: fixture.message.id).first { $0.type == .unsubscribe }
             #expect(unsubscribe?.details["method"] == "one-click")

@@ -55,7 +55,7 @@ func sampleMessage(recipients: Int = 2, at date: Date = Date(), header: String? 
         try await store.commitAndWait([message])
         try await store.close()
         let reopened = try SQLiteStore(path: folder + "/tern.sqlite")
-        #expect(try await reopened.message(message.id)?.content == message.content)
+        #expect(try await reopened.message(message.id, scope: .all)?.content == message.content)
         try await reopened.close()
     }
 
@@ -132,8 +132,8 @@ func sampleMessage(recipients: Int = 2, at date: Date = Date(), header: String? 
         #expect(!indexes.contains("recipients_due"))
         #expect(indexes.contains("events_at") && indexes.contains("events_recipient"))
         #expect(sequences == 0)
-        #expect(try await store.counters(in: .allTime).outbound == 3)
-        #expect(try await store.queueEntries(limit: 10).count == 3)
+        #expect(try await store.counters(in: .allTime, scope: .all).outbound == 3)
+        #expect(try await store.queueEntries(limit: 10, scope: .all).count == 3)
         try await store.close()
     }
 
@@ -189,10 +189,10 @@ func sampleMessage(recipients: Int = 2, at date: Date = Date(), header: String? 
         #expect(applied.contains("v7: sending domains, DKIM keys, the domains a credential may send for"))
         #expect(applied.contains("v8: nodes, node numbers, shared secrets"))
         #expect(try await store.writer.read { db in try SQLiteStore.migrator.hasCompletedMigrations(db) })
-        let stored = try #require(try await store.message(message.id))
+        let stored = try #require(try await store.message(message.id, scope: .all))
         #expect(stored.recipients.map(\.id) == message.recipients.map(\.id))
         #expect(stored.content == [0])
-        #expect(try await store.counters(in: .allTime).outbound == 3)
+        #expect(try await store.counters(in: .allTime, scope: .all).outbound == 3)
 
         try await store.heartbeat(NodeRecord(id: "a", hostname: "a.example", startedAt: now, heartbeatAt: now, state: .running, detail: ""))
         let nodes = try await store.nodes(deliveriesSince: Date(timeIntervalSince1970: 0))
@@ -201,6 +201,72 @@ func sampleMessage(recipients: Int = 2, at date: Date = Date(), header: String? 
         #expect(try await store.sharedSecret(named: "tracking", proposed: [1, 2]) == [1, 2])
         #expect(try await store.claimDueWebhooks(now: now, limit: 10, leaseUntil: now.addingTimeInterval(60)).map(\.id) == [inboundID])
         #expect(try await store.claimDueRecipients(now: now, limit: 10, node: "b", leaseUntil: now).count == 1)
+        try await store.close()
+    }
+
+    /// A v8 store (the last schema without tenants) upgrades in place: everything it holds
+    /// belongs to the tenant `default`, but a report that matched nothing, which belongs to
+    /// no tenant; suppressions become the default tenant's.
+    @Test func v8StoreUpgradesToTenantsInPlace() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tern-migrate-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let path = folder + "/tern.sqlite"
+        let message = sampleMessage(recipients: 2)
+        let inboundID = InboundMessageID.next()
+        let reportID = InboundMessageID.next()
+        do {
+            let queue = try DatabaseQueue(path: path)
+            try SQLiteStore.migrator.migrate(queue, upTo: "v8: nodes, node numbers, shared secrets")
+            try await queue.write { db in
+                try db.execute(
+                    sql: """
+                        INSERT INTO messages (id, message_id_header, mail_from, size, content, received_at, from_domain)
+                        VALUES (?, '<m@x>', '', 1, x'00', 0, 'shop.example')
+                        """,
+                    arguments: [message.id.rawValue])
+                for (position, recipient) in message.recipients.enumerated() {
+                    try db.execute(
+                        sql: "INSERT INTO recipients (id, message_id, position, address, state, next_attempt_at) VALUES (?, ?, ?, ?, 'queued', 0)",
+                        arguments: [recipient.id.rawValue, message.id.rawValue, position, recipient.address])
+                    try db.execute(
+                        sql: "INSERT INTO events (type, message_id, recipient_id, at) VALUES ('outbound', ?, ?, 0)",
+                        arguments: [message.id.rawValue, recipient.id.rawValue])
+                }
+                try db.execute(sql: "INSERT INTO events (type, at) VALUES ('unmatched_report', 0)")
+                try db.execute(sql: "INSERT INTO events (type, at) VALUES ('inbound', 0)")
+                for (id, purpose) in [(inboundID, "inbound"), (reportID, "report")] {
+                    try db.execute(
+                        sql: """
+                            INSERT INTO inbound_messages (id, received_at, helo, mail_from, recipients, purpose, size, content)
+                            VALUES (?, 0, 'mx.example.net', '', 'help@support.example', ?, 1, x'00')
+                            """,
+                        arguments: [id.rawValue, purpose])
+                }
+                try db.execute(
+                    sql: "INSERT INTO credentials (name, password_hash, api_key_id, api_key_hash, created_at) VALUES ('app', 'x', 'AAAAAAAAAAAA', 'y', 0)")
+                try db.execute(sql: "INSERT INTO domains (name, created_at) VALUES ('shop.example', 0)")
+                try db.execute(
+                    sql: "INSERT INTO suppressions (address, domain, reason, created_at) VALUES ('gone@example.net', '', 'hard bounce', 0)")
+            }
+            try queue.close()
+        }
+
+        let store = try SQLiteStore(path: path)
+        #expect(try await store.tenants().map(\.name) == [Tenant.defaultName])
+        #expect(try await store.message(message.id, scope: .tenant(.default))?.tenant == .default)
+        let own = try await store.counters(in: .allTime, scope: .tenant(.default))
+        #expect(own.outbound == 2 && own.inbound == 1 && own.unmatchedReports == 0)
+        #expect(try await store.counters(in: .allTime, scope: .all).unmatchedReports == 1)
+        #expect(try await store.inboundMessages(limit: 10, scope: .tenant(.default)).map(\.id) == [inboundID.description])
+        #expect(Set(try await store.inboundMessages(limit: 10, scope: .all).map(\.id)) == [inboundID.description, reportID.description])
+        #expect(try await store.credential(named: "app")?.scope == .tenant(.default))
+        #expect(try await store.domain(named: "shop.example")?.tenant == .default)
+        #expect(try await store.suppressions(scope: .all).map(\.tenant) == [.default])
+        // A new tenant gets an id of its own, and the old suppression does not stop its mail.
+        let b = try await store.addTenant(named: "b", limits: .none, createdAt: Date())
+        #expect(b.id != .default)
+        #expect(try await store.suppressions(scope: .tenant(b.id)).isEmpty)
         try await store.close()
     }
 }

@@ -88,8 +88,9 @@ public final class DomainDirectory: Service, Sendable {
 
     /// The inbound route the store gives the domain `name` (exactly), if any.
     public func inboundRoute(for name: String) -> InboundAddressBook.InboundRoute? {
-        guard let route = state.withLock({ $0.domains[name.lowercased()]?.inboundRoute }) else { return nil }
-        return InboundAddressBook.InboundRoute(pattern: name, webhookURL: route.lowercased() == "store" ? nil : route)
+        guard let domain = state.withLock({ $0.domains[name.lowercased()] }), let route = domain.inboundRoute else { return nil }
+        return InboundAddressBook.InboundRoute(
+            pattern: name, webhookURL: route.lowercased() == "store" ? nil : route, tenant: domain.tenant)
     }
 
     /// Whether `name` is the return-path domain of a sending domain in the store.

@@ -34,10 +34,14 @@ public struct InboundAddressBook: Sendable {
         public var pattern: String
         /// Where to post the mail; nil keeps it in the store only.
         public var webhookURL: String?
+        /// Whose mail it is: the tenant of the domain the route is set on; routes of the
+        /// configuration file belong to the default tenant.
+        public var tenant: TenantID
 
-        public init(pattern: String, webhookURL: String?) {
+        public init(pattern: String, webhookURL: String?, tenant: TenantID = .default) {
             self.pattern = pattern.lowercased()
             self.webhookURL = webhookURL
+            self.tenant = tenant
         }
     }
 

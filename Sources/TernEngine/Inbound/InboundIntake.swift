@@ -94,7 +94,7 @@ public struct InboundIntake: SMTPServerBackend {
 
     /// One message per purpose and route, each with the trace fields of final delivery in front.
     func inboundMessages(_ received: SMTPReceivedMessage, now: Date) -> [InboundMessage] {
-        var groups: [(key: String, purpose: InboundPurpose, url: String?, recipients: [String])] = []
+        var groups: [(key: String, purpose: InboundPurpose, url: String?, tenant: TenantID?, recipients: [String])] = []
         for mailbox in received.recipients {
             guard let domain = mailbox.domain,
                 let destination = addresses.destination(localPart: mailbox.localPart, domain: domain)
@@ -102,14 +102,16 @@ public struct InboundIntake: SMTPServerBackend {
             let recipient = mailbox.description
             var key = "report"
             var url: String?
+            var tenant: TenantID?
             if case .inbound(let route) = destination {
                 key = "inbound:" + route.pattern
                 url = route.webhookURL
+                tenant = route.tenant
             }
             if let index = groups.firstIndex(where: { $0.key == key }) {
                 groups[index].recipients.append(recipient)
             } else {
-                groups.append((key, destination.purpose, url, [recipient]))
+                groups.append((key, destination.purpose, url, tenant, [recipient]))
             }
         }
         let clientIP = received.clientAddress?.ipAddress
@@ -123,7 +125,8 @@ public struct InboundIntake: SMTPServerBackend {
             content.append(contentsOf: received.content.readableBytesView)
             return InboundMessage(
                 id: id, receivedAt: now, clientIP: clientIP, heloName: received.heloName, mailFrom: received.reversePath.description,
-                recipients: group.recipients, purpose: group.purpose, webhookURL: group.url, content: content)
+                recipients: group.recipients, purpose: group.purpose, webhookURL: group.url, content: content,
+                tenant: group.tenant)
         }
     }
 }

@@ -84,7 +84,7 @@ public struct ReportReader: Sendable {
                     events.append(ReportEvent(type: .failed, messageID: recipient.messageID, recipientID: recipient.id, at: at, details: details))
                     if entry.suppress {
                         suppressions.append(Suppression(
-                            address: recipient.address.lowercased(), domain: "",
+                            address: recipient.address.lowercased(), domain: "", tenant: recipient.tenant,
                             reason: "hard bounce" + (entry.status.map { " \($0)" } ?? ""), createdAt: at))
                     }
                 } else {
@@ -127,7 +127,7 @@ public struct ReportReader: Sendable {
                 events: [ReportEvent(type: .complaint, messageID: recipient.messageID, recipientID: recipient.id, at: at, details: details)],
                 suppressions: suppress
                     ? [Suppression(
-                        address: recipient.address.lowercased(), domain: recipient.fromDomain,
+                        address: recipient.address.lowercased(), domain: "", tenant: recipient.tenant,
                         reason: "complaint (\(feedback?.feedbackType ?? "abuse"))", createdAt: at)]
                     : [])
 

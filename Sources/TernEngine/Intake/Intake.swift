@@ -42,6 +42,14 @@ public struct Intake: SMTPServerBackend {
         return refusal
     }
 
+    /// The tenant a session's mail belongs to: its credential's (found moments ago, at AUTH or
+    /// from the client's network); `default` on a server that takes mail without an identity;
+    /// nil for a credential removed since, or an operator's (which sends no mail).
+    func tenant(of identity: SMTPIdentity?) -> TenantID? {
+        guard let identity else { return .default }
+        return credentials.cachedCredential(named: identity.credentialName)?.scope.tenant
+    }
+
     /// The credential of a session's identity, as the sender policy sees it.
     private func credential(of identity: SMTPIdentity?) -> SenderPolicy.Sender {
         guard let identity else { return .anonymous }
@@ -68,13 +76,23 @@ public struct Intake: SMTPServerBackend {
             logger.notice("authentication failed for \(username) from \(clientAddress?.ipAddress ?? "?")")
             return nil
         }
+        guard credential.scope.tenant != nil else {
+            logger.notice("authentication refused for \(username) from \(clientAddress?.ipAddress ?? "?"): an operator credential does not send mail")
+            return nil
+        }
         return SMTPIdentity(credentialName: credential.name, method: .authPlain)
     }
 
     /// Hands the message to the group committer without a task of its own: the SMTP
     /// session's event loop hears back through `completion`.
     public func commit(_ received: SMTPReceivedMessage, completion: @escaping @Sendable (Result<String, any Error>) -> Void) {
-        let (message, fromHeaderDomain) = prepared(received, now: Date())
+        guard let tenant = tenant(of: received.identity) else {
+            let name = received.identity?.credentialName ?? "?"
+            logger.notice("refused message of \(name): the credential no longer exists or does not send mail")
+            completion(.failure(SMTPBackendRefusal(SMTPReply(code: 550, SenderPolicy.refused, "credential \(name) may not send mail"))))
+            return
+        }
+        let (message, fromHeaderDomain) = prepared(received, tenant: tenant, now: Date())
         if let senders, let from = fromHeaderDomain {
             if let refusal = senders.policy.refusal(
                 domain: from, what: "From", credential: credential(of: received.identity), owner: senders.domains.owner(of: from))
@@ -163,7 +181,7 @@ public struct Intake: SMTPServerBackend {
 
     /// The message to commit (ids, trace headers, one recipient row per forward path), and
     /// the domain of its `From` field (nil without one).
-    func prepared(_ received: SMTPReceivedMessage, now: Date) -> (message: QueuedMessage, fromHeaderDomain: String?) {
+    func prepared(_ received: SMTPReceivedMessage, tenant: TenantID, now: Date) -> (message: QueuedMessage, fromHeaderDomain: String?) {
         let id = MessageID.next()
         let clientIP = received.clientAddress?.ipAddress
         let stamped = traceHeaders.stamp(
@@ -179,7 +197,7 @@ public struct Intake: SMTPServerBackend {
             content: stamped.content, credential: received.identity?.credentialName, clientIP: clientIP,
             receivedAt: now, eightBitMIME: received.eightBitMIME || stamped.content.contains { $0 >= 0x80 },
             smtpUTF8: received.smtpUTF8,
-            fromDomain: fromHeaderDomain ?? Self.domain(of: received.reversePath))
+            fromDomain: fromHeaderDomain ?? Self.domain(of: received.reversePath), tenant: tenant)
         return (message, fromHeaderDomain)
     }
 }

@@ -10,6 +10,9 @@ public import TernCore
 ///
 /// "Belongs" is the domain itself or a subdomain. The null reverse path (`<>`) is not
 /// checked: it has no domain, and only the `From` check applies.
+///
+/// Whatever else allows it, a sending domain of one tenant is never used by another's
+/// credential (it would be signed with that tenant's keys and counted as its mail).
 public struct SenderPolicy: Sendable {
     public var allowUnverifiedDomains: Bool
 
@@ -33,6 +36,9 @@ public struct SenderPolicy: Sendable {
         let domain = domain.lowercased()
         if case .unknownCredential(let name) = sender {
             return SMTPReply(code: 550, Self.refused, "credential \(name) no longer exists")
+        }
+        if case .credential(let credential) = sender, let owner, credential.scope.tenant != owner.tenant {
+            return SMTPReply(code: 550, Self.refused, "\(what) domain \(domain) is not a sending domain of credential \(credential.name)'s tenant")
         }
         if case .credential(let credential) = sender, !credential.domains.isEmpty,
             !credential.domains.contains(where: { domain == $0 || domain.hasSuffix("." + $0) })
