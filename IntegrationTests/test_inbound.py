@@ -221,7 +221,8 @@ def test_complaint_and_mailto_unsubscribe(make_server: ServerFactory, sink: Sink
     to_mx(server, [f"fbl@{RETURN_PATH}"], arf(copy, erin, verp), mail_from="staff@fbl.example.net")
     complaint = wait_event(server, queue_id, erin, "complaint")
     assert complaint["details"]["feedback_type"] == "abuse", complaint
-    assert (erin, SENDING) in suppressions(server)
+    # A complaint stops the sending tenant's mail to the address, from every one of its domains.
+    assert (erin, "") in suppressions(server)
 
     # Unsubscribe by mail: to the mailto: address of the List-Unsubscribe header of the copy.
     frank = "frank@example.net"

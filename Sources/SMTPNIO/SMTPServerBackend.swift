@@ -100,10 +100,13 @@ public protocol SMTPServerBackend: Sendable {
     /// commit and answer without a task or an executor hop per message.
     func commit(_ message: SMTPReceivedMessage, completion: @escaping @Sendable (Result<String, any Error>) -> Void)
 
-    /// Whether mail for `recipient` is taken: nil takes it, a reply (e.g. `550 5.7.1`)
-    /// refuses it. Asked only when the server's configuration checks recipients (an MX);
+    /// Whether mail for `recipient` is taken, `accepted` recipients of the transaction being
+    /// taken already: nil takes it, a reply (e.g. `550 5.7.1`) refuses it. Asked only when the
+    /// server's configuration checks recipients (an MX; submission, for a tenant's limits);
     /// runs on the event loop and must return at once. The default takes every recipient.
-    func checkRecipient(_ recipient: SMTPMailbox, reversePath: SMTPReversePath, clientAddress: SocketAddress?) -> SMTPReply?
+    func checkRecipient(
+        _ recipient: SMTPMailbox, reversePath: SMTPReversePath, accepted: Int, identity: SMTPIdentity?, clientAddress: SocketAddress?
+    ) -> SMTPReply?
 
     /// Whether `identity` may send as `reversePath`: nil takes the MAIL, a reply refuses it.
     /// Asked only when the server's configuration checks senders; runs on the event loop
@@ -112,7 +115,9 @@ public protocol SMTPServerBackend: Sendable {
 }
 
 extension SMTPServerBackend {
-    public func checkRecipient(_ recipient: SMTPMailbox, reversePath: SMTPReversePath, clientAddress: SocketAddress?) -> SMTPReply? {
+    public func checkRecipient(
+        _ recipient: SMTPMailbox, reversePath: SMTPReversePath, accepted: Int, identity: SMTPIdentity?, clientAddress: SocketAddress?
+    ) -> SMTPReply? {
         nil
     }
 

@@ -234,8 +234,9 @@ final class SMTPServerSessionHandler: ChannelDuplexHandler, RemovableChannelHand
             verify(credentials, context: context)
         case .commitMessage(let message):
             commit(message, context: context)
-        case .checkRecipient(let forwardPath, let reversePath):
-            let refusal = backend.checkRecipient(forwardPath, reversePath: reversePath, clientAddress: clientAddress)
+        case .checkRecipient(let forwardPath, let reversePath, let accepted):
+            let refusal = backend.checkRecipient(
+                forwardPath, reversePath: reversePath, accepted: accepted, identity: identity, clientAddress: clientAddress)
             if let action = machine?.recipientChecked(forwardPath, refusal: refusal) { perform(action, context: context) }
         case .checkSender(let reversePath):
             let refusal = backend.checkSender(reversePath, identity: identity, clientAddress: clientAddress)

@@ -59,13 +59,17 @@ public struct Counters: Sendable, Equatable, Codable {
     /// Opens and clicks not classified as machine traffic (proxies, scanners).
     public var humanOpens: Int
     public var humanClicks: Int
+    /// Messages refused because their tenant reached a limit (counted per clock hour: a
+    /// period counts the hours that start within it).
+    public var throttled: Int
 
     public init(
         outbound: Int = 0, sent: Int = 0, failed: Int = 0, failedAsync: Int = 0, suppressed: Int = 0, deferred: Int = 0,
         delayed: Int = 0, complaints: Int = 0, opens: Int = 0, clicks: Int = 0, unsubscribes: Int = 0, inbound: Int = 0,
         autoReplies: Int = 0, unmatchedReports: Int = 0,
-        uniqueOpens: Int = 0, uniqueClicks: Int = 0, humanOpens: Int = 0, humanClicks: Int = 0
+        uniqueOpens: Int = 0, uniqueClicks: Int = 0, humanOpens: Int = 0, humanClicks: Int = 0, throttled: Int = 0
     ) {
+        self.throttled = throttled
         self.outbound = outbound
         self.sent = sent
         self.failed = failed
@@ -115,7 +119,7 @@ public struct Counters: Sendable, Equatable, Codable {
             ("opens", opens), ("clicks", clicks), ("unsubscribes", unsubscribes), ("inbound", inbound),
             ("auto_replies", autoReplies), ("unmatched_reports", unmatchedReports),
             ("unique_opens", uniqueOpens), ("unique_clicks", uniqueClicks), ("human_opens", humanOpens),
-            ("human_clicks", humanClicks),
+            ("human_clicks", humanClicks), ("throttled", throttled),
         ]
     }
 
@@ -128,6 +132,7 @@ public struct Counters: Sendable, Equatable, Codable {
         case uniqueClicks = "unique_clicks"
         case humanOpens = "human_opens"
         case humanClicks = "human_clicks"
+        case throttled
     }
 }
 

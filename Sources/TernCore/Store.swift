@@ -4,7 +4,8 @@ import Foundation
 /// Two implementations (SQLite, PostgreSQL) pass one conformance suite.
 public protocol Store: DeliveryStore, EngagementStore, InboundStore, DomainStore, NodeStore, TenantStore {
     /// Commits every message (content, envelope, recipients, one `outbound` event per
-    /// recipient) durably in one transaction, all or nothing, then calls `completion` once,
+    /// recipient, its tenant's usage of the hour it was received in) durably in one
+    /// transaction, all or nothing, then calls `completion` once,
     /// on any thread. Intake's group committer puts many sessions' messages into one call so
     /// they share one fsync.
     ///

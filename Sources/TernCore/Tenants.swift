@@ -116,6 +116,37 @@ public struct TenantRemoval: Sendable, Equatable, Codable {
     }
 }
 
+/// What one tenant sent in one clock hour (UTC).
+public struct TenantUsage: Sendable, Equatable {
+    public var tenant: TenantID
+    /// The start of the hour.
+    public var hour: Date
+    /// Messages accepted (committed) in it, one per recipient: what the limits count.
+    public var messages: Int
+    /// Messages (at MAIL) and recipients (at RCPT) refused because a limit was reached.
+    public var throttled: Int
+
+    public init(tenant: TenantID, hour: Date, messages: Int, throttled: Int) {
+        self.tenant = tenant
+        self.hour = hour
+        self.messages = messages
+        self.throttled = throttled
+    }
+
+    /// The start of the clock hour (UTC) that holds `date`.
+    public static func hour(of date: Date) -> Date {
+        Date(millisecondsSince1970: hourMilliseconds(of: date))
+    }
+
+    static let millisecondsPerHour: Int64 = 3_600_000
+
+    /// The hour's start in milliseconds since 1970: the stored key.
+    public static func hourMilliseconds(of date: Date) -> Int64 {
+        let ms = date.millisecondsSince1970
+        return ms - ((ms % millisecondsPerHour) + millisecondsPerHour) % millisecondsPerHour
+    }
+}
+
 /// The tenants in the store.
 public protocol TenantStore: Sendable {
     /// Adds a tenant; `StoreError.duplicate` when the name is taken.
@@ -130,4 +161,10 @@ public protocol TenantStore: Sendable {
     /// `force`, a tenant that owns messages or inbound messages is kept and
     /// `StoreError.conflict` says how many. The default tenant cannot be removed.
     func removeTenant(_ tenant: TenantID, force: Bool) async throws -> TenantRemoval
+
+    /// Every tenant's usage in the hours from the one holding `since`, as every node has
+    /// recorded it (`commit` counts accepted messages in its transaction).
+    func tenantUsage(since: Date) async throws -> [TenantUsage]
+    /// Adds refused messages to each tenant's count of the hour holding `at`.
+    func addThrottled(_ counts: [TenantID: Int], at: Date) async throws
 }

@@ -257,7 +257,9 @@ extension PostgresStore {
             ]),
         // Tenants (SQLite v9): everything stored so far belongs to `default` (id 1); a report
         // matched to nothing belongs to no tenant. Suppressions are per tenant, tenant 0
-        // standing for installation-wide entries. Columns added with a constant default cost
+        // standing for installation-wide entries; `tenant_usage` counts each tenant's accepted and
+        // throttled messages per clock hour, in 16 shards per hour so that the commits of
+        // several nodes do not all wait for one row's lock. Columns added with a constant default cost
         // no rewrite; every insert names its tenant.
         PostgresMigration(
             name: "v3: tenants (SQLite v9)",
@@ -286,6 +288,16 @@ extension PostgresStore {
                 "ALTER TABLE suppressions ADD PRIMARY KEY (address, tenant_id, domain)",
                 "CREATE INDEX messages_tenant ON messages (tenant_id)",
                 "CREATE INDEX inbound_messages_tenant ON inbound_messages (tenant_id) WHERE tenant_id IS NOT NULL",
+                """
+                CREATE TABLE tenant_usage (
+                    tenant_id BIGINT NOT NULL,
+                    hour BIGINT NOT NULL,
+                    shard SMALLINT NOT NULL DEFAULT 0,
+                    messages BIGINT NOT NULL DEFAULT 0,
+                    throttled BIGINT NOT NULL DEFAULT 0,
+                    PRIMARY KEY (tenant_id, hour, shard)
+                )
+                """,
             ]),
     ]
 }

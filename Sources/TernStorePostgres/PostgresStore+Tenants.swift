@@ -97,7 +97,7 @@ extension PostgresStore {
                 throw StoreError(
                     .conflict, "the tenant owns \(removal.messages) messages and \(removal.inboundMessages) inbound messages")
             }
-            for table in ["events", "messages", "inbound_messages", "credentials", "domains", "suppressions"] {
+            for table in ["events", "messages", "inbound_messages", "credentials", "domains", "suppressions", "tenant_usage"] {
                 // The table names are this list's own; only the id is a value.
                 try await connection.query(
                     PostgresQuery(unsafeSQL: "DELETE FROM \(table) WHERE tenant_id = $1", binds: Self.binds(id)), logger: logger)
@@ -105,6 +105,36 @@ extension PostgresStore {
             try await connection.query("DELETE FROM tenants WHERE id = \(id)", logger: logger)
             return removal
         }
+    }
+
+    public func tenantUsage(since: Date) async throws -> [TenantUsage] {
+        let rows = try await client.query(
+            """
+            SELECT tenant_id, hour, SUM(messages)::BIGINT, SUM(throttled)::BIGINT FROM tenant_usage
+            WHERE hour >= \(TenantUsage.hourMilliseconds(of: since)) GROUP BY tenant_id, hour ORDER BY tenant_id, hour
+            """, logger: logger)
+        var usage: [TenantUsage] = []
+        for try await (tenant, hour, messages, throttled) in rows.decode((Int64, Int64, Int64, Int64).self) {
+            usage.append(
+                TenantUsage(
+                    tenant: TenantID(rawValue: tenant), hour: Date(millisecondsSince1970: hour), messages: Int(messages),
+                    throttled: Int(throttled)))
+        }
+        return usage
+    }
+
+    public func addThrottled(_ counts: [TenantID: Int], at: Date) async throws {
+        let counts = counts.filter { $0.value > 0 }
+        guard !counts.isEmpty else { return }
+        let tenants = counts.keys.map(\.rawValue)
+        let values = tenants.map { Int64(counts[TenantID(rawValue: $0)] ?? 0) }
+        try await client.query(
+            """
+            INSERT INTO tenant_usage (tenant_id, hour, shard, throttled)
+            SELECT t.tenant_id, \(TenantUsage.hourMilliseconds(of: at)), \(Int16.random(in: 0..<Self.usageShards)), t.count
+            FROM unnest(\(tenants)::BIGINT[], \(values)::BIGINT[]) AS t (tenant_id, count)
+            ON CONFLICT (tenant_id, hour, shard) DO UPDATE SET throttled = tenant_usage.throttled + excluded.throttled
+            """, logger: logger)
     }
 
     private static func binds(_ id: Int64) -> PostgresBindings {

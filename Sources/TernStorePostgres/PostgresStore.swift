@@ -125,6 +125,21 @@ public final class PostgresStore: Store {
                                 \(message.fromDomain), \(message.tenant.rawValue))
                         """, logger: logger)
                 }
+                // The tenants' usage of the hour, in one of the hour's shards (chosen at random,
+                // so that concurrent commits rarely wait for each other's row), the rows in
+                // one order, so that two commits cannot deadlock.
+                let usage = Dictionary(grouping: messages) { message in
+                    UsageKey(tenant: message.tenant.rawValue, hour: TenantUsage.hourMilliseconds(of: message.receivedAt))
+                }.map { ($0.key, Int64($0.value.reduce(0) { $0 + $1.recipients.count })) }.sorted { ($0.0.tenant, $0.0.hour) < ($1.0.tenant, $1.0.hour) }
+                let shard = Int16.random(in: 0..<Self.usageShards)
+                try await connection.query(
+                    """
+                    INSERT INTO tenant_usage (tenant_id, hour, shard, messages)
+                    SELECT u.tenant_id, u.hour, \(shard), u.messages
+                    FROM unnest(\(usage.map(\.0.tenant))::BIGINT[], \(usage.map(\.0.hour))::BIGINT[], \(usage.map(\.1))::BIGINT[])
+                        AS u (tenant_id, hour, messages)
+                    ON CONFLICT (tenant_id, hour, shard) DO UPDATE SET messages = tenant_usage.messages + excluded.messages
+                    """, logger: logger)
                 if !linkMessages.isEmpty {
                     try await connection.query(
                         """
@@ -189,6 +204,15 @@ public final class PostgresStore: Store {
     /// per type the count, the asynchronous failures, the distinct recipients (unique opens
     /// and clicks; only those types collect distinct values) and the events not marked as
     /// machine traffic.
+    /// The rows each tenant's hour is spread over in `tenant_usage`.
+    static let usageShards: Int16 = 16
+
+    /// A tenant's clock hour, as `tenant_usage` keys it.
+    struct UsageKey: Hashable {
+        var tenant: Int64
+        var hour: Int64
+    }
+
     public func counters(in range: TimeRange, scope: TenantScope) async throws -> Counters {
         let from = range.from?.millisecondsSince1970 ?? Int64.min
         let to = range.to?.millisecondsSince1970 ?? Int64.max
@@ -223,6 +247,11 @@ public final class PostgresStore: Store {
         counters.uniqueClicks = unique[.click, default: 0]
         counters.humanOpens = human[.open, default: 0]
         counters.humanClicks = human[.click, default: 0]
+        counters.throttled = try await count(
+            """
+            SELECT COALESCE(SUM(throttled), 0)::BIGINT FROM tenant_usage
+            WHERE hour >= \(from) AND hour < \(to) AND (\(tenant)::BIGINT IS NULL OR tenant_id = \(tenant))
+            """)
         return counters
     }
 

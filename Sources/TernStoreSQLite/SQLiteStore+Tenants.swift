@@ -64,11 +64,40 @@ extension SQLiteStore {
                     .conflict,
                     "the tenant owns \(removal.messages) messages and \(removal.inboundMessages) inbound messages")
             }
-            for table in ["events", "messages", "inbound_messages", "credentials", "domains", "suppressions"] {
+            for table in ["events", "messages", "inbound_messages", "credentials", "domains", "suppressions", "tenant_usage"] {
                 try db.execute(sql: "DELETE FROM \(table) WHERE tenant_id = ?", arguments: [id])
             }
             try db.execute(sql: "DELETE FROM tenants WHERE id = ?", arguments: [id])
             return removal
+        }
+    }
+
+    public func tenantUsage(since: Date) async throws -> [TenantUsage] {
+        try await writer.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT tenant_id, hour, messages, throttled FROM tenant_usage WHERE hour >= ? ORDER BY tenant_id, hour",
+                arguments: [TenantUsage.hourMilliseconds(of: since)]
+            ).map { row in
+                TenantUsage(
+                    tenant: TenantID(rawValue: row["tenant_id"]), hour: Date(millisecondsSince1970: row["hour"]),
+                    messages: row["messages"], throttled: row["throttled"])
+            }
+        }
+    }
+
+    public func addThrottled(_ counts: [TenantID: Int], at: Date) async throws {
+        let counts = counts.filter { $0.value > 0 }
+        guard !counts.isEmpty else { return }
+        let hour = TenantUsage.hourMilliseconds(of: at)
+        try await writer.write { db in
+            let add = try db.cachedStatement(
+                sql: """
+                    INSERT INTO tenant_usage (tenant_id, hour, throttled) VALUES (?, ?, ?)
+                    ON CONFLICT (tenant_id, hour) DO UPDATE SET throttled = throttled + excluded.throttled
+                    """)
+            for (tenant, count) in counts {
+                try add.execute(arguments: [tenant.rawValue, hour, count])
+            }
         }
     }
 

@@ -83,7 +83,10 @@ public final class SQLiteStore: Store {
                 """)
         let insertEvent = try db.cachedStatement(
             sql: "INSERT INTO events (type, message_id, recipient_id, at, details, tenant_id) VALUES (?, ?, ?, ?, NULL, ?)")
+        var usage: [UsageKey: Int] = [:]
         for message in messages {
+            usage[UsageKey(tenant: message.tenant.rawValue, hour: TenantUsage.hourMilliseconds(of: message.receivedAt)), default: 0] +=
+                message.recipients.count
             let at = message.receivedAt.millisecondsSince1970
             try insertMessage.execute(arguments: [
                 message.id.rawValue, message.messageIDHeader, message.mailFrom, message.content.count,
@@ -102,6 +105,20 @@ public final class SQLiteStore: Store {
                 ])
             }
         }
+        let count = try db.cachedStatement(
+            sql: """
+                INSERT INTO tenant_usage (tenant_id, hour, messages) VALUES (?, ?, ?)
+                ON CONFLICT (tenant_id, hour) DO UPDATE SET messages = messages + excluded.messages
+                """)
+        for (key, messages) in usage {
+            try count.execute(arguments: [key.tenant, key.hour, messages])
+        }
+    }
+
+    /// A tenant's clock hour, as `tenant_usage` keys it.
+    struct UsageKey: Hashable {
+        var tenant: Int64
+        var hour: Int64
     }
 
     public func counters(in range: TimeRange, scope: TenantScope) async throws -> Counters {
@@ -128,6 +145,7 @@ public final class SQLiteStore: Store {
                 if let type = EventType(rawValue: row["type"]) { counts[type] = row["n"] }
             }
             var counters = Counters(eventCounts: counts)
+            counters.throttled = try Self.throttled(in: range, scope: scope, db)
             if counts[.failed, default: 0] > 0 {
                 let failedClause = (conditions + ["type = 'failed'", "json_extract(details, '$.async') = 'true'"])
                     .joined(separator: " AND ")
@@ -154,6 +172,20 @@ public final class SQLiteStore: Store {
             }
             return counters
         }
+    }
+
+    /// Throttled messages of the hours that start within `range`.
+    private static func throttled(in range: TimeRange, scope: TenantScope, _ db: Database) throws -> Int {
+        try Int.fetchOne(
+            db,
+            sql: """
+                SELECT COALESCE(SUM(throttled), 0) FROM tenant_usage
+                WHERE hour >= ? AND hour < ? AND (? IS NULL OR tenant_id = ?)
+                """,
+            arguments: [
+                range.from?.millisecondsSince1970 ?? Int64.min, range.to?.millisecondsSince1970 ?? Int64.max,
+                scope.tenant?.rawValue, scope.tenant?.rawValue,
+            ]) ?? 0
     }
 
     public func message(_ id: MessageID, scope: TenantScope) async throws -> StoredMessage? {
@@ -455,6 +487,8 @@ extension SQLiteStore {
         // Tenants: the unit of ownership. Everything stored so far belongs to `default`
         // (id 1); a report matched to nothing belongs to no tenant. Suppressions are per
         // tenant, tenant 0 standing for the installation-wide entries the operator adds.
+        // `tenant_usage` counts each tenant's accepted and throttled messages per clock hour
+        // (UTC, the hour's start in milliseconds): what its limits are checked against.
         // `tenant_id` columns added with DEFAULT 1 cost no rewrite of the existing rows;
         // every insert names its tenant.
         migrator.registerMigration("v9: tenants") { db in
@@ -490,6 +524,13 @@ extension SQLiteStore {
                     ALTER TABLE suppressions_v9 RENAME TO suppressions;
                     CREATE INDEX messages_tenant ON messages(tenant_id);
                     CREATE INDEX inbound_messages_tenant ON inbound_messages(tenant_id) WHERE tenant_id IS NOT NULL;
+                    CREATE TABLE tenant_usage (
+                        tenant_id INTEGER NOT NULL,
+                        hour INTEGER NOT NULL,
+                        messages INTEGER NOT NULL DEFAULT 0,
+                        throttled INTEGER NOT NULL DEFAULT 0,
+                        PRIMARY KEY (tenant_id, hour)
+                    ) WITHOUT ROWID;
                     """)
         }
         return migrator

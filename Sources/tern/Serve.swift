@@ -65,10 +65,13 @@ struct Serve: AsyncParsableCommand {
         if allowUnverified {
             logger.notice("unverified sending domains may send (sending.allow_unverified_domains, or every listener on loopback)")
         }
+        // Tenants' limits, read once before the listeners open and then every second.
+        let limiter = TenantLimiter(store: store, logger: Logger(label: "tern.limits"))
+        try await limiter.refresh()
         let intake = Intake(
             credentials: credentials, committer: committer, hostname: configuration.hostname,
             tracker: tracking.tracker, senders: (SenderPolicy(allowUnverifiedDomains: allowUnverified), domains),
-            logger: Logger(label: "tern.intake"))
+            limiter: limiter, logger: Logger(label: "tern.intake"))
 
         // SMTP sessions (submission and MX) on loops of their own, delivery's connections (and
         // its DNS queries) on others; HTTP on a third group (`HTTPEventLoops`).
@@ -82,7 +85,7 @@ struct Serve: AsyncParsableCommand {
 
         // The registry is stopped last: a node is marked stopped once it has finished its work.
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
-            .init(service: nodes), .init(service: committer), .init(service: domains),
+            .init(service: nodes), .init(service: committer), .init(service: domains), .init(service: limiter),
         ]
         if configuration.delivery.enabled {
             let resolver = try configuration.dnsResolver(group: eventLoops.delivery)

@@ -85,8 +85,8 @@ struct SessionDriver {
             let refused = reversePath.description.hasSuffix("@forbidden.example")
             perform(machine.senderChecked(
                 refusal: refused ? SMTPReply(code: 550, EnhancedStatusCode(class: 5, subject: 7, detail: 1), "Not your domain") : nil))
-        case .checkRecipient(let forwardPath, let reversePath):
-            checkedRecipients.append("\(reversePath) -> \(forwardPath)")
+        case .checkRecipient(let forwardPath, let reversePath, let accepted):
+            checkedRecipients.append("\(reversePath) -> \(forwardPath) after \(accepted)")
             let refused = forwardPath.domain?.lowercased() != "ours.example"
             perform(machine.recipientChecked(
                 forwardPath, refusal: refused ? SMTPReply(code: 550, EnhancedStatusCode(class: 5, subject: 7, detail: 1), "Relaying denied") : nil))
@@ -353,7 +353,8 @@ struct SMTPServerStateMachineTests {
             "EHLO c\r\nMAIL FROM:<>\r\nRCPT TO:<b-x@ours.example>\r\nRCPT TO:<a@elsewhere.example>\r\n"
                 + "RCPT TO:<c@OURS.example>\r\nDATA\r\nx\r\n.\r\n"))
         #expect(driver.transcript == ["220", "250", "250 2.1.0", "250 2.1.5", "550 5.7.1", "250 2.1.5", "354", "250 2.0.0"])
-        #expect(driver.checkedRecipients == [" -> b-x@ours.example", " -> a@elsewhere.example", " -> c@OURS.example"])
+        // Each is asked with the number of recipients taken before it (refused ones not counted).
+        #expect(driver.checkedRecipients == [" -> b-x@ours.example after 0", " -> a@elsewhere.example after 1", " -> c@OURS.example after 1"])
         #expect(driver.committed.first?.recipients.map(\.description) == ["b-x@ours.example", "c@OURS.example"])
 
         // Refusals are errors: the third closes the session.

@@ -205,3 +205,35 @@ private func message(of tenant: TenantID, to addresses: [String], at date: Date 
         }
     }
 }
+
+/// What tenants' limits are counted from.
+@Suite struct TenantUsageConformanceTests {
+    @Test(arguments: StoreFactory.all)
+    func commitsCountEachRecipientInItsTenantsHour(_ factory: StoreFactory) async throws {
+        try await factory.withStore { store in
+            let b = try await store.addTenant(named: "b", limits: .none, createdAt: Date()).id
+            // 2027-01-15 08:00:00 UTC, the start of an hour.
+            let hour = Date(millisecondsSince1970: 1_800_000_000_000)
+            try await store.commitAndWait([
+                message(of: .default, to: ["a@example.net", "b@example.net"], at: hour.addingTimeInterval(10)),
+                message(of: b, to: ["c@example.net"], at: hour.addingTimeInterval(20)),
+            ])
+            try await store.commitAndWait([message(of: .default, to: ["d@example.net"], at: hour.addingTimeInterval(3_599))])
+            try await store.commitAndWait([message(of: .default, to: ["e@example.net"], at: hour.addingTimeInterval(3_600))])
+            try await store.addThrottled([b: 2, .default: 0], at: hour.addingTimeInterval(30))
+            try await store.addThrottled([b: 1], at: hour.addingTimeInterval(40))
+            let usage = try await store.tenantUsage(since: hour.addingTimeInterval(1_000))
+            #expect(usage == [
+                TenantUsage(tenant: .default, hour: hour, messages: 3, throttled: 0),
+                TenantUsage(tenant: .default, hour: hour.addingTimeInterval(3_600), messages: 1, throttled: 0),
+                TenantUsage(tenant: b, hour: hour, messages: 1, throttled: 3),
+            ])
+            #expect(try await store.tenantUsage(since: hour.addingTimeInterval(3_600)).map(\.messages) == [1])
+            // Throttled messages count in the hours that start within the period.
+            #expect(try await store.counters(in: .allTime, scope: .tenant(b)).throttled == 3)
+            #expect(try await store.counters(in: .allTime, scope: .tenant(.default)).throttled == 0)
+            #expect(try await store.counters(in: .allTime, scope: .all).throttled == 3)
+            #expect(try await store.counters(in: TimeRange(from: hour.addingTimeInterval(1)), scope: .all).throttled == 0)
+        }
+    }
+}

@@ -104,6 +104,8 @@ final class RecordingStore: Store {
     func removeTenant(_ tenant: TenantID, force: Bool) async throws -> TenantRemoval {
         try await inner.removeTenant(tenant, force: force)
     }
+    func tenantUsage(since: Date) async throws -> [TenantUsage] { try await inner.tenantUsage(since: since) }
+    func addThrottled(_ counts: [TenantID: Int], at: Date) async throws { try await inner.addThrottled(counts, at: at) }
 }
 
 func temporaryStorePath() throws -> (folder: String, path: String) {

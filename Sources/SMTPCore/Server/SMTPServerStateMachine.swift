@@ -60,7 +60,7 @@ public struct SMTPServerStateMachine {
         /// MAIL needs an identity (AUTH or bound to the client's address): submission.
         public var requireIdentity: Bool
         /// Each RCPT is put to the backend (`checkRecipient`) before it is accepted: an MX,
-        /// which takes mail only for its own domains.
+        /// which takes mail only for its own domains, or submission, where a tenant's limits apply.
         public var checkRecipients: Bool
         /// Each MAIL is put to the backend (`checkSender`) before it is accepted: submission,
         /// where a credential may send only for its own domains.
@@ -105,8 +105,9 @@ public struct SMTPServerStateMachine {
         /// Ask the backend; then call `messageCommitted`, `messageRefused` or `messageCommitFailed`.
         case commitMessage(SMTPIncomingMessage)
         /// Ask the backend at once (without waiting) whether it takes mail for this
-        /// recipient, then call `recipientChecked(_:refusal:)` before the next event.
-        case checkRecipient(SMTPMailbox, reversePath: SMTPReversePath)
+        /// recipient (`accepted` recipients of the transaction are taken already), then call
+        /// `recipientChecked(_:refusal:)` before the next event.
+        case checkRecipient(SMTPMailbox, reversePath: SMTPReversePath, accepted: Int)
         /// Ask the backend at once whether this sender may send, then call
         /// `senderChecked(refusal:)` before the next event.
         case checkSender(SMTPReversePath)
@@ -451,7 +452,7 @@ public struct SMTPServerStateMachine {
             return finish(.tooManyRecipients)
         }
         if configuration.checkRecipients {
-            return .checkRecipient(forwardPath, reversePath: transaction.reversePath)
+            return .checkRecipient(forwardPath, reversePath: transaction.reversePath, accepted: transaction.recipients.count)
         }
         session.transaction?.recipients.append(forwardPath)
         return finish(.recipientOk)

@@ -42,7 +42,9 @@ public struct InboundIntake: SMTPServerBackend {
 
     public func authenticate(username: String, password: String, clientAddress: SocketAddress?) async -> SMTPIdentity? { nil }
 
-    public func checkRecipient(_ recipient: SMTPMailbox, reversePath: SMTPReversePath, clientAddress: SocketAddress?) -> SMTPReply? {
+    public func checkRecipient(
+        _ recipient: SMTPMailbox, reversePath: SMTPReversePath, accepted: Int, identity: SMTPIdentity?, clientAddress: SocketAddress?
+    ) -> SMTPReply? {
         guard let domain = recipient.domain, addresses.destination(localPart: recipient.localPart, domain: domain) != nil else {
             logger.info("refused <\(recipient)> from \(clientAddress?.ipAddress ?? "?"): not a domain of this MX")
             return SMTPReply(code: 550, Self.relayDenied, "<\(recipient)>: relay access denied, not a domain of this server")

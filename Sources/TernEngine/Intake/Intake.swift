@@ -17,14 +17,16 @@ public struct Intake: SMTPServerBackend {
     private let traceHeaders: TraceHeaders
     private let tracker: MessageTracker?
     private let senders: (policy: SenderPolicy, domains: DomainDirectory)?
+    private let limiter: TenantLimiter?
     private let logger: Logger
 
     /// Without a `tracker`, messages are queued as received (plus the trace headers); without
     /// `senders`, any sender may send (the server must then not check senders either).
     public init(
         credentials: CredentialDirectory, committer: GroupCommitter, hostname: String, tracker: MessageTracker? = nil,
-        senders: (policy: SenderPolicy, domains: DomainDirectory)? = nil, logger: Logger
+        senders: (policy: SenderPolicy, domains: DomainDirectory)? = nil, limiter: TenantLimiter? = nil, logger: Logger
     ) {
+        self.limiter = limiter
         self.credentials = credentials
         self.committer = committer
         self.traceHeaders = TraceHeaders(hostname: hostname)
@@ -33,13 +35,27 @@ public struct Intake: SMTPServerBackend {
         self.logger = logger
     }
 
-    /// The envelope sender's domain against the credential's domains and the sending domains.
+    /// The envelope sender's domain against the credential's domains and the sending domains,
+    /// then the tenant's hourly and daily limits.
     public func checkSender(_ reversePath: SMTPReversePath, identity: SMTPIdentity?, clientAddress: SocketAddress?) -> SMTPReply? {
-        guard let senders, case .mailbox(let mailbox) = reversePath, let domain = mailbox.domain else { return nil }
-        let refusal = senders.policy.refusal(
-            domain: domain, what: "Sender", credential: credential(of: identity), owner: senders.domains.owner(of: domain))
-        if let refusal { logger.notice("refused MAIL FROM:<\(mailbox)> of \(identity?.credentialName ?? "?"): \(refusal.lines.joined())") }
+        if let senders, case .mailbox(let mailbox) = reversePath, let domain = mailbox.domain,
+            let refusal = senders.policy.refusal(
+                domain: domain, what: "Sender", credential: credential(of: identity), owner: senders.domains.owner(of: domain))
+        {
+            logger.notice("refused MAIL FROM:<\(mailbox)> of \(identity?.credentialName ?? "?"): \(refusal.lines.joined())")
+            return refusal
+        }
+        guard let limiter, let tenant = tenant(of: identity), let refusal = limiter.refusalAtMail(of: tenant) else { return nil }
+        logger.info("throttled MAIL FROM:<\(reversePath)> of \(identity?.credentialName ?? "?"): \(refusal.lines.joined())")
         return refusal
+    }
+
+    /// The tenant's limits: recipients per message, and the hour's and day's messages.
+    public func checkRecipient(
+        _ recipient: SMTPMailbox, reversePath: SMTPReversePath, accepted: Int, identity: SMTPIdentity?, clientAddress: SocketAddress?
+    ) -> SMTPReply? {
+        guard let limiter, let tenant = tenant(of: identity) else { return nil }
+        return limiter.refusalAtRecipient(of: tenant, accepted: accepted)
     }
 
     /// The tenant a session's mail belongs to: its credential's (found moments ago, at AUTH or
@@ -156,9 +172,11 @@ public struct Intake: SMTPServerBackend {
 
     private func commit(_ messages: [QueuedMessage], id: MessageID, completion: @escaping @Sendable (Result<String, any Error>) -> Void) {
         let logger = self.logger
+        let limiter = self.limiter
         committer.commit(messages) { result in
             switch result {
             case .success:
+                limiter?.committed(messages)
                 logger.debug("queued \(id) as \(messages.count) message(s)")
                 completion(.success(id.description))
             case .failure(let error as StoreError) where error.code == .insufficientStorage:

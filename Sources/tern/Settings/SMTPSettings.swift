@@ -69,7 +69,8 @@ extension TernConfiguration {
     func smtpServerConfiguration(tlsContext: NIOSSLContext) -> SMTPServerConfiguration {
         SMTPServerConfiguration(
             hostname: hostname, limits: limits, tlsContext: tlsContext,
-            allowInsecureAuth: submission.allowInsecureAuth, requireIdentity: true, offerAuth: true, checkSenders: true)
+            allowInsecureAuth: submission.allowInsecureAuth, requireIdentity: true, offerAuth: true, checkRecipients: true,
+            checkSenders: true)
     }
 
     func mxListeners() -> [SMTPListenerAddress] {
