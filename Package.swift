@@ -233,7 +233,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ternTests",
-            dependencies: ["tern", "SMTPCore", "TernEngine", "TernStorePostgres"]
+            dependencies: ["tern", "SMTPCore", "TernCore", "TernEngine", "TernStorePostgres", "TernStoreSQLite"]
         ),
         .testTarget(
             name: "TernHTTPTests",

@@ -22,6 +22,8 @@ struct TernConfiguration: Sendable, Equatable, SettingsSection {
     var tracking = TrackingSettings()
     /// Sending domain (lower-case) → its settings.
     var domains: [String: DomainSettings] = [:]
+    /// Tenant name → the limits the file sets for it.
+    var tenants: [String: TenantSettings] = [:]
     var bounces = BounceSettings()
     var complaints = ComplaintSettings()
     var inbound = InboundSettings()
@@ -36,6 +38,7 @@ struct TernConfiguration: Sendable, Equatable, SettingsSection {
             .string("hostname", \.hostname),
             .string("log_level", \.logLevel),
             .table("domains", \.domains),
+            .table("tenants", \.tenants),
         ]
             + SubmissionSettings.settings.map { $0.within(\.submission) }
             + MXSettings.settings.map { $0.within(\.mx) }

@@ -65,7 +65,9 @@ struct Serve: AsyncParsableCommand {
         if allowUnverified {
             logger.notice("unverified sending domains may send (sending.allow_unverified_domains, or every listener on loopback)")
         }
-        // Tenants' limits, read once before the listeners open and then every second.
+        // Tenants' limits, from the file into the store, read once before the listeners open
+        // and then every second.
+        try await configuration.applyTenantSettings(to: store)
         let limiter = TenantLimiter(store: store, logger: Logger(label: "tern.limits"))
         try await limiter.refresh()
         let intake = Intake(
