@@ -167,4 +167,8 @@ public protocol TenantStore: Sendable {
     func tenantUsage(since: Date) async throws -> [TenantUsage]
     /// Adds refused messages to each tenant's count of the hour holding `at`.
     func addThrottled(_ counts: [TenantID: Int], at: Date) async throws
+
+    /// A number that grows with every change to a tenant, credential, sending domain or DKIM
+    /// key, whichever process or node made it: running servers poll it and reload at once.
+    func configurationGeneration() async throws -> Int64
 }

@@ -298,6 +298,28 @@ extension PostgresStore {
                     PRIMARY KEY (tenant_id, hour, shard)
                 )
                 """,
-            ]),
+                // Every change to who may send and how grows the generation, in the change's
+                // transaction: running servers poll it and reload at once.
+                """
+                CREATE TABLE configuration_generation (
+                    id INTEGER PRIMARY KEY CHECK (id = 1),
+                    generation BIGINT NOT NULL
+                )
+                """,
+                "INSERT INTO configuration_generation (id, generation) VALUES (1, 0)",
+                """
+                CREATE FUNCTION tern_configuration_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                    UPDATE configuration_generation SET generation = generation + 1 WHERE id = 1;
+                    RETURN NULL;
+                END
+                $$
+                """,
+            ] + ["tenants", "credentials", "domains", "dkim_keys"].map { table in
+                """
+                CREATE TRIGGER \(table)_generation AFTER INSERT OR UPDATE OR DELETE ON \(table)
+                FOR EACH STATEMENT EXECUTE FUNCTION tern_configuration_changed()
+                """
+            }),
     ]
 }

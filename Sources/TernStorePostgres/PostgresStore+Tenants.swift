@@ -20,6 +20,10 @@ extension PostgresStore {
         return Tenant(id: TenantID(rawValue: id), name: name, limits: limits, createdAt: createdAt)
     }
 
+    public func configurationGeneration() async throws -> Int64 {
+        Int64(try await count("SELECT generation FROM configuration_generation WHERE id = 1"))
+    }
+
     public func tenants() async throws -> [Tenant] {
         try await tenants(named: nil)
     }

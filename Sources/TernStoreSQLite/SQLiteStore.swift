@@ -273,6 +273,15 @@ public final class SQLiteStore: Store {
 }
 
 extension SQLiteStore {
+    /// The tables whose changes running servers must see at once.
+    static let configurationTables = ["tenants", "credentials", "domains", "dkim_keys"]
+
+    public func configurationGeneration() async throws -> Int64 {
+        try await pool.read { db in
+            try Int64.fetchOne(db, sql: "SELECT generation FROM configuration_generation WHERE id = 1") ?? 0
+        }
+    }
+
     /// Forward-only, named migrations.
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
@@ -531,7 +540,23 @@ extension SQLiteStore {
                         throttled INTEGER NOT NULL DEFAULT 0,
                         PRIMARY KEY (tenant_id, hour)
                     ) WITHOUT ROWID;
+                    CREATE TABLE configuration_generation (
+                        id INTEGER PRIMARY KEY CHECK (id = 1),
+                        generation INTEGER NOT NULL
+                    );
+                    INSERT INTO configuration_generation (id, generation) VALUES (1, 0);
                     """)
+            // Every change to who may send and how grows the generation, in its own transaction:
+            // running servers poll it and reload at once (`configurationGeneration()`).
+            for table in Self.configurationTables {
+                for change in ["INSERT", "UPDATE", "DELETE"] {
+                    try db.execute(
+                        sql: """
+                            CREATE TRIGGER \(table)_\(change.lowercased())_generation AFTER \(change) ON \(table)
+                            BEGIN UPDATE configuration_generation SET generation = generation + 1; END
+                            """)
+                }
+            }
         }
         return migrator
     }

@@ -88,6 +88,15 @@ struct Serve: AsyncParsableCommand {
         // The registry is stopped last: a node is marked stopped once it has finished its work.
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: nodes), .init(service: committer), .init(service: domains), .init(service: limiter),
+            .init(service: ConfigurationWatcher(
+                store: store,
+                reloads: [
+                    { await domains.reload() },
+                    { [logger] in
+                        do { try await limiter.refresh() } catch { logger.warning("could not read the tenants' limits: \(error)") }
+                    },
+                ],
+                logger: Logger(label: "tern.configuration"))),
         ]
         if configuration.delivery.enabled {
             let resolver = try configuration.dnsResolver(group: eventLoops.delivery)

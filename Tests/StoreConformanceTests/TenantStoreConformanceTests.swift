@@ -237,3 +237,38 @@ private func message(of tenant: TenantID, to addresses: [String], at date: Date 
         }
     }
 }
+
+/// What tells running servers to reload.
+@Suite struct ConfigurationGenerationConformanceTests {
+    /// Every change to a tenant, credential, domain or key grows the generation; mail does not.
+    @Test(arguments: StoreFactory.all)
+    func everyConfigurationChangeGrowsTheGeneration(_ factory: StoreFactory) async throws {
+        try await factory.withStore { store in
+            var last = try await store.configurationGeneration()
+            func expectGrew(_ what: String) async throws {
+                let now = try await store.configurationGeneration()
+                #expect(now > last, "\(what) did not grow the generation")
+                last = now
+            }
+            let acme = try await store.addTenant(named: "acme", limits: .none, createdAt: Date())
+            try await expectGrew("tern tenant add")
+            try await store.setLimits(TenantLimits(maxMessagesPerHour: 5), of: acme.id)
+            try await expectGrew("tern tenant set")
+            let (credential, _) = try Credential.issue(name: "acme-app", networks: [], scope: .tenant(acme.id), hasher: SecretHasher(rounds: 1 << 10))
+            try await store.addCredential(credential)
+            try await expectGrew("tern credential add")
+            try await store.addDomain(SendingDomain(name: "acme.example", tenant: acme.id, createdAt: Date()))
+            try await expectGrew("tern domain add")
+            try await store.setVerified("acme.example", at: Date())
+            try await expectGrew("tern domain verify")
+            try await store.commitAndWait([message(of: acme.id, to: ["x@example.net"])])
+            #expect(try await store.configurationGeneration() == last, "mail must not make servers reload")
+            #expect(try await store.removeCredential(named: "acme-app"))
+            try await expectGrew("tern credential remove")
+            #expect(try await store.removeDomain(named: "acme.example"))
+            try await expectGrew("tern domain remove")
+            _ = try await store.removeTenant(acme.id, force: true)
+            try await expectGrew("tern tenant remove")
+        }
+    }
+}

@@ -106,6 +106,7 @@ final class RecordingStore: Store {
     }
     func tenantUsage(since: Date) async throws -> [TenantUsage] { try await inner.tenantUsage(since: since) }
     func addThrottled(_ counts: [TenantID: Int], at: Date) async throws { try await inner.addThrottled(counts, at: at) }
+    func configurationGeneration() async throws -> Int64 { try await inner.configurationGeneration() }
 }
 
 func temporaryStorePath() throws -> (folder: String, path: String) {
