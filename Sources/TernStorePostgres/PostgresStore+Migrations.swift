@@ -74,14 +74,6 @@ extension PostgresStore {
         }
     }
 
-    /// The names of the migrations recorded in the database, in the order they were applied.
-    public func appliedMigrations() async throws -> [String] {
-        var names: [String] = []
-        let rows = try await client.query("SELECT name FROM schema_migrations ORDER BY applied_at, name", logger: logger)
-        for try await name in rows.decode(String.self) { names.append(name) }
-        return names
-    }
-
     /// The schema, in PostgreSQL types, of `SQLiteStore`'s migrations: v1 is SQLite's v1–v7 in
     /// their final state (an inbound message's recipients are a TEXT[] where SQLite joins them with
     /// newlines): timestamps are milliseconds since 1970 (BIGINT) as in SQLite, so both stores

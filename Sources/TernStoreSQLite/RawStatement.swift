@@ -10,6 +10,8 @@ final class RawStatement {
     private let connection: OpaquePointer
     private let statement: OpaquePointer
     private let sql: String
+    /// The connection's cached GRDB statement that owns `statement`, if it came from there.
+    private let cached: Statement?
 
     init(_ db: Database, sql: String) throws {
         guard let connection = db.sqliteConnection else {
@@ -24,10 +26,24 @@ final class RawStatement {
         self.connection = connection
         self.statement = statement
         self.sql = sql
+        self.cached = nil
+    }
+
+    /// The connection's cached statement for `sql` (GRDB's `cachedStatement`): prepared once
+    /// per connection, kept and finalized by GRDB with the connection.
+    init(cached sql: String, _ db: Database) throws {
+        guard let connection = db.sqliteConnection else {
+            throw DatabaseError(resultCode: .SQLITE_MISUSE, message: "the database connection is closed", sql: sql)
+        }
+        let cached = try db.cachedStatement(sql: sql)
+        self.connection = connection
+        self.statement = cached.sqliteStatement
+        self.sql = sql
+        self.cached = cached
     }
 
     deinit {
-        sqlite3_finalize(statement)
+        if cached == nil { sqlite3_finalize(statement) }
     }
 
     /// Binds `value` to the parameter at `index` (from 1).

@@ -71,13 +71,6 @@ extension SQLiteStore {
         return try Row.fetchAll(db.cachedStatement(sql: share.sql), arguments: [now, now, limit])
     }
 
-    /// `EXPLAIN QUERY PLAN` of a share's query, one line per step: for tests.
-    func queryPlan(_ share: ClaimShare) async throws -> [String] {
-        try await writer.read { db in
-            try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + share.sql, arguments: [0, 0, 1]).map { $0["detail"] }
-        }
-    }
-
     public func renewLeases(_ recipients: [RecipientID], node: String, leaseUntil: Date) async throws {
         guard !recipients.isEmpty else { return }
         try await writer.write { db in

@@ -125,14 +125,20 @@ extension SQLiteStore {
 
     /// Inserts `rows` events given as (type, at, details, recipient id, message id, tenant id),
     /// in that order, all of recipients that exist (`ofKnownRecipients`). A repeated
-    /// unsubscribe is ignored.
+    /// unsubscribe is ignored. The full-size statement, used for every chunk but a batch's
+    /// last, is prepared once per connection; a shorter one for each use.
     private static func engagementInsert(rows: Int, _ db: Database) throws -> RawStatement {
+        if rows == engagementRowsPerInsert {
+            return try RawStatement(cached: fullEngagementInsertSQL, db)
+        }
+        return try RawStatement(db, sql: engagementInsertSQL(rows: rows))
+    }
+
+    private static let fullEngagementInsertSQL = engagementInsertSQL(rows: engagementRowsPerInsert)
+
+    private static func engagementInsertSQL(rows: Int) -> String {
         let values = repeatElement("(?, ?, ?, ?, ?, ?)", count: rows).joined(separator: ", ")
-        return try RawStatement(
-            db,
-            sql: """
-                INSERT OR IGNORE INTO events (type, at, details, recipient_id, message_id, tenant_id) VALUES \(values)
-                """)
+        return "INSERT OR IGNORE INTO events (type, at, details, recipient_id, message_id, tenant_id) VALUES \(values)"
     }
 
     public func recipientSummary(_ id: RecipientID) async throws -> RecipientSummary? {

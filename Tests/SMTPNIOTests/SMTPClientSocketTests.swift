@@ -3,7 +3,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import SMTPCore
-import SMTPNIO
+@testable import SMTPNIO
 import Synchronization
 import Testing
 
@@ -629,4 +629,9 @@ struct SMTPClientTernServerTests {
         #expect(messages.first.map { String(buffer: $0.content) } == dottedBody + "\r\n")
         #expect(messages.first?.recipients.map(\.description) == ["r0@d.test", "s0@d.test"])
     }
+}
+
+extension SMTPClientConnection {
+    /// The connection is still open on this side.
+    var isOpen: Bool { channel.isActive }
 }

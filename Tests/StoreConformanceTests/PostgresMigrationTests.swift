@@ -165,3 +165,13 @@ struct PostgresMigrationTests {
         }
     }
 }
+
+extension PostgresStore {
+    /// The names of the migrations recorded in the database, in the order they were applied.
+    func appliedMigrations() async throws -> [String] {
+        var names: [String] = []
+        let rows = try await client.query("SELECT name FROM schema_migrations ORDER BY applied_at, name", logger: logger)
+        for try await name in rows.decode(String.self) { names.append(name) }
+        return names
+    }
+}

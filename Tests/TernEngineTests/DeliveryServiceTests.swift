@@ -263,3 +263,63 @@ final class LostLeaseStore: DeliveryStore {
         try await base.close()
     }
 }
+
+/// Sends the recipients of the first request at once and holds every later request until
+/// its task is cancelled (a delivery still under way); records the recipients asked for.
+final class FirstThenHoldTransport: DeliveryTransport {
+    let requested = Mutex<[RecipientID]>([])
+
+    func deliver(_ request: DeliveryRequest) async -> [RecipientID: TransportOutcome] {
+        let first = requested.withLock { requested in
+            defer { requested += request.recipients.map(\.id) }
+            return requested.isEmpty
+        }
+        guard first else {
+            try? await Task.sleep(for: .seconds(3600))  // ended by the cancellation at shutdown
+            return [:]
+        }
+        return Dictionary(uniqueKeysWithValues: request.recipients.map { ($0.id, TransportOutcome.sent(details: ["code": "250"])) })
+    }
+}
+
+@Suite(.timeLimit(.minutes(1)))
+struct DeliveryServiceOutcomeFlushTests {
+    /// Outcomes wait to be written together, and are written on the loop's next tick, no
+    /// later than one poll interval after they happen: the clock moves only when the test says.
+    @Test func outcomesAreWrittenWithinOnePollInterval() async throws {
+        let (folder, path) = try temporaryStorePath()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let store = try SQLiteStore(path: path)
+        let message = QueuedMessage(
+            id: .random(), messageIDHeader: "<f@t>", mailFrom: "from@example.com",
+            recipients: ["a@example.net", "b@example.net"].map { QueuedRecipient(id: .random(), address: $0) },
+            content: Array("Subject: x\r\n\r\nbody\r\n".utf8), credential: nil, clientIP: nil, receivedAt: Date(),
+            eightBitMIME: false, smtpUTF8: false)
+        try await store.commitAndWait([message])
+        let transport = FirstThenHoldTransport()
+        let interval: Duration = .milliseconds(200)
+        // One delivery at a time, one recipient each.
+        let configuration = DeliveryService.Configuration(
+            scheduler: DeliverySchedulerConfiguration(totalConcurrency: 1, recipientsPerJob: 1),
+            node: "test", pollInterval: interval)
+        let service = DeliveryService(store: store, transport: transport, configuration: configuration, logger: Logger(label: "test"))
+        let clock = TestClock()
+
+        try await withThrowingTaskGroup(of: Void.self) { group async throws in
+            group.addTask { try await service.run(clock: clock) }
+            // The second delivery starts once the loop has taken the first one's outcome.
+            #expect(try await poll { transport.requested.withLock { $0.count } == 2 })
+            // The loop waits on its timer and the clock has not moved: nothing written yet.
+            #expect(try await poll { clock.sleeperCount == 1 })
+            #expect(try await store.counters(in: .allTime, scope: .all).sent == 0)
+            clock.advance(by: interval)
+            // Written with no further move of the clock (a poll in real time, well under the time limit).
+            #expect(try await poll(timeout: .seconds(20)) { try await store.counters(in: .allTime, scope: .all).sent == 1 })
+            group.cancelAll()
+        }
+        let first = try #require(transport.requested.withLock { $0.first })
+        let recipients = try #require(try await store.message(message.id, scope: .all)).recipients
+        #expect(recipients.first { $0.id == first }?.state == .sent)
+        try await store.close()
+    }
+}

@@ -1,6 +1,6 @@
 import Foundation
 import TernCore
-import TernEngine
+@testable import TernEngine
 import Testing
 
 // MARK: Helpers

@@ -7,7 +7,7 @@ import TernStoreSQLite
 @testable import TernEngine
 
 /// A clock the test moves.
-private final class TestClock: Sendable {
+private final class SettableDate: Sendable {
     private let now: Mutex<Date>
     init(_ start: Date) { now = Mutex(start) }
     func callAsFunction() -> Date { now.withLock { $0 } }
@@ -27,12 +27,12 @@ private final class TestClock: Sendable {
     }
 
     private func withLimiter(
-        _ body: @escaping @Sendable (SQLiteStore, TenantLimiter, TestClock, String) async throws -> Void
+        _ body: @escaping @Sendable (SQLiteStore, TenantLimiter, SettableDate, String) async throws -> Void
     ) async throws {
         let (folder, path) = try temporaryStorePath()
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let store = try SQLiteStore(path: path)
-        let clock = TestClock(hour.addingTimeInterval(600))
+        let clock = SettableDate(hour.addingTimeInterval(600))
         let limiter = TenantLimiter(store: store, clock: { clock() }, logger: Logger(label: "test"))
         do {
             try await body(store, limiter, clock, path)

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Testing
 import TernCore
 @testable import TernStoreSQLite
@@ -14,6 +15,15 @@ import TernCore
             #expect(plan.contains("SEARCH r USING INDEX \(index) (next_attempt_at<?)"))
             #expect(plan.contains("SEARCH m USING INTEGER PRIMARY KEY (rowid=?)"))
             #expect(plan.count == 2, "no sort, no scan: \(plan)")
+        }
+    }
+}
+
+extension SQLiteStore {
+    /// `EXPLAIN QUERY PLAN` of a share's query, one line per step.
+    func queryPlan(_ share: ClaimShare) async throws -> [String] {
+        try await writer.read { db in
+            try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + share.sql, arguments: [0, 0, 1]).map { $0["detail"] }
         }
     }
 }

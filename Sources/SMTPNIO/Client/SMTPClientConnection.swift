@@ -24,7 +24,7 @@ public final class SMTPClientConnection: Sendable {
     public let capabilities: SMTPServerCapabilities
     /// The session runs over TLS.
     public let tlsActive: Bool
-    private let channel: any Channel
+    let channel: any Channel
     private let handler: NIOLoopBound<SMTPClientHandler>
     private let readiness: SMTPClientReadiness
 
@@ -138,9 +138,6 @@ public final class SMTPClientConnection: Sendable {
             throw SMTPClientError(.connectionClosed, reply: Self.noAnswer("Connection to \(remoteHost) failed: \(error)"), isRemoteReply: false)
         }
     }
-
-    /// The connection is still open (it may still be closed by the server at any moment).
-    public var isOpen: Bool { channel.isActive }
 
     /// The session is open and between messages, so `send` would start a transaction now: no
     /// message in progress, no 421 or timeout seen, no QUIT sent. The server may still close

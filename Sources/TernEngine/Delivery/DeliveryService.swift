@@ -59,14 +59,20 @@ public struct DeliveryService: Service {
     }
 
     public func run() async throws {
+        try await run(clock: ContinuousClock())
+    }
+
+    /// The loop, its timer (a tick, which writes pending outcomes, at least every
+    /// `pollInterval`) and its lease renewals timed by `clock`: tests move one by hand.
+    func run<C: Clock<Duration>>(clock: C) async throws {
         // Whatever an earlier run of this node held when it died is free again.
         try await store.releaseLeases(heldBy: configuration.node)
         await cancelWhenGracefulShutdown {
             await withTaskGroup(of: Event.self) { group in
-                var loop = Loop(store: store, configuration: configuration, logger: logger)
+                var loop = Loop(store: store, configuration: configuration, clock: clock, logger: logger)
                 var actions = loop.scheduler.tick(now: Date())
                 var timerRunning = false
-                var lastRenewal = ContinuousClock.now
+                var lastRenewal = clock.now
                 var tick = true
                 let transport = self.transport
                 while !Task.isCancelled {
@@ -102,7 +108,7 @@ public struct DeliveryService: Service {
                         timerRunning = true
                         let wait = loop.waitDuration(until: wakeUpAt)
                         group.addTask {
-                            try? await Task.sleep(for: wait)
+                            try? await clock.sleep(for: wait)
                             return .timer
                         }
                     }
@@ -123,8 +129,8 @@ public struct DeliveryService: Service {
                             actions.append(loop.scheduler.newMailQueued(now: Date()))
                         }
                     }
-                    if ContinuousClock.now - lastRenewal > configuration.lease / 3 {
-                        lastRenewal = ContinuousClock.now
+                    if lastRenewal.duration(to: clock.now) > configuration.lease / 3 {
+                        lastRenewal = clock.now
                         await loop.renewLeases()
                     }
                 }
@@ -154,9 +160,10 @@ public struct DeliveryService: Service {
     }
 
     /// The loop's state: the scheduler and the claimed recipients it holds.
-    private struct Loop {
+    private struct Loop<C: Clock<Duration>> {
         let store: any DeliveryStore
         let configuration: Configuration
+        let clock: C
         let logger: Logger
         var scheduler: DeliveryScheduler
         var destinations = DestinationKeyTable()
@@ -170,14 +177,16 @@ public struct DeliveryService: Service {
         /// A load the scheduler asked for, carried out on the next tick rather than after
         /// every finished job, so that claims too are batched.
         var pendingLoad: LoadRequest?
-        var lastLoad = ContinuousClock.now
+        var lastLoad: C.Instant
 
         /// Outcomes written at once at most; more are flushed without waiting for the tick.
-        static let maxPendingOutcomes = 500
+        static var maxPendingOutcomes: Int { 500 }
 
-        init(store: any DeliveryStore, configuration: Configuration, logger: Logger) {
+        init(store: any DeliveryStore, configuration: Configuration, clock: C, logger: Logger) {
             self.store = store
             self.configuration = configuration
+            self.clock = clock
+            self.lastLoad = clock.now
             self.logger = logger
             var scheduler = configuration.scheduler
             // VERP gives each recipient an envelope of its own, so a job carries one recipient.
@@ -228,7 +237,7 @@ public struct DeliveryService: Service {
                 guard let request = actions.needMore else { break }
                 // Load at once when idle or when the last load is a tick old; otherwise on the next tick.
                 let idle = scheduler.runningJobCount == 0 && start.isEmpty
-                guard idle || flush || ContinuousClock.now - lastLoad >= configuration.pollInterval else {
+                guard idle || flush || lastLoad.duration(to: clock.now) >= configuration.pollInterval else {
                     pendingLoad = request
                     break
                 }
@@ -247,7 +256,7 @@ public struct DeliveryService: Service {
         }
 
         private mutating func load(_ request: LoadRequest, now: Date) async -> DeliveryScheduler.Actions {
-            lastLoad = ContinuousClock.now
+            lastLoad = clock.now
             let claimed: [DueRecipient]
             do {
                 claimed = try await store.claimDueRecipients(

@@ -208,9 +208,6 @@ public final class SMTPConnectionPool: Service, Sendable {
         self.logger = logger
     }
 
-    /// Idle sessions held now.
-    public var idleConnectionCount: Int { cache.withLock { $0.idleCount } }
-
     func hasIdle(_ nextHop: SMTPNextHop) -> Bool { cache.withLock { $0.hasIdle(nextHop) } }
 
     /// An idle session to `nextHop` that is still ready for a message, most recently used

@@ -104,7 +104,7 @@ public struct DeliveryScheduler: Sendable {
         var trouble: String?
     }
 
-    private struct Destination: Sendable {
+    struct Destination: Sendable {
         var window: Double
         var inFlight = 0
         var consecutiveFailures = 0
@@ -138,7 +138,7 @@ public struct DeliveryScheduler: Sendable {
     private var activeNew = 0
     private var activeRetry = 0
     private var waiting = SchedulerHeap<SchedulerTimer<RecipientID>>()
-    private var destinations: [DestinationKey: Destination] = [:]
+    private(set) var destinations: [DestinationKey: Destination] = [:]
     private var deadTimers = SchedulerHeap<SchedulerTimer<DestinationKey>>()
     private var pendingJobs: [UInt64: PendingJob] = [:]
     private var openJobs: [GroupKey: UInt64] = [:]
@@ -167,16 +167,6 @@ public struct DeliveryScheduler: Sendable {
     public var runningJobCount: Int { running.count }
     /// A load was asked for and not yet answered.
     public var isLoading: Bool { store.pending != nil }
-
-    /// The number of parallel deliveries the destination may have now.
-    public func concurrencyLimit(for destination: DestinationKey) -> Int {
-        destinations[destination]?.limit ?? initialWindow
-    }
-
-    /// Deliveries in flight to the destination.
-    public func inFlightCount(for destination: DestinationKey) -> Int {
-        destinations[destination]?.inFlight ?? 0
-    }
 
     /// The end of the destination's cool-down, if it is dead.
     public func deadUntil(_ destination: DestinationKey) -> Date? {
@@ -236,18 +226,6 @@ public struct DeliveryScheduler: Sendable {
         return finish(now: now, actions)
     }
 
-    /// Recipients handed over without a load request (today only the scheduler's tests do;
-    /// the delivery loop always loads). Those that do not fit come back in
-    /// ``Actions/notAdmitted`` and stay in the store. A recipient already held is ignored.
-    public mutating func recipientsDue(_ due: [ScheduledRecipient], now: Date) -> Actions {
-        var actions = Actions()
-        advance(to: now, into: &actions)
-        for recipient in due {
-            admit(recipient, now: now, into: &actions)
-        }
-        return finish(now: now, actions)
-    }
-
     /// The store may hold new mail: intake commits without telling the scheduler, so the
     /// delivery loop's timer says this at every poll that found nothing else to do.
     public mutating func newMailQueued(now: Date) -> Actions {
@@ -298,7 +276,9 @@ public struct DeliveryScheduler: Sendable {
 
     private var retryCapacity: Int { configuration.activeLimit - configuration.newMailReserve }
 
-    private mutating func admit(_ due: ScheduledRecipient, now: Date, into actions: inout Actions) {
+    /// Takes `due` into the active set if there is room (else into `notAdmitted`); a
+    /// recipient already held is ignored.
+    mutating func admit(_ due: ScheduledRecipient, now: Date, into actions: inout Actions) {
         guard recipients[due.id] == nil else { return }  // held already: never twice
         let fits =
             activeCount < configuration.activeLimit && (due.isNew || activeRetry < retryCapacity)
@@ -473,7 +453,7 @@ public struct DeliveryScheduler: Sendable {
     /// This node's share of `concurrency.maximum`.
     public var nodeMaximum: Int { max(1, configuration.concurrency.maximum / liveNodes) }
 
-    private var initialWindow: Int { min(configuration.concurrency.initial, nodeMaximum) }
+    var initialWindow: Int { min(configuration.concurrency.initial, nodeMaximum) }
 
     /// Another node came or went: windows above the new share shrink to it (deliveries
     /// already running finish), and grow back on success up to it.
@@ -547,7 +527,8 @@ public struct DeliveryScheduler: Sendable {
         return serial
     }
 
-    private mutating func advance(to now: Date, into actions: inout Actions) {
+    /// Moves time to `now`: cool-downs that end, recipients that come due, store rescans.
+    mutating func advance(to now: Date, into actions: inout Actions) {
         while let top = deadTimers.min, top.time <= now {
             _ = deadTimers.popMin()
             guard let index = destinations.index(forKey: top.key),
@@ -579,7 +560,7 @@ public struct DeliveryScheduler: Sendable {
     }
 
     /// Starts what can start, asks for more if there is room, and works out the next wake-up.
-    private mutating func finish(now: Date, _ actions: Actions) -> Actions {
+    mutating func finish(now: Date, _ actions: Actions) -> Actions {
         var actions = actions
         dispatch(into: &actions)
         requestLoad(into: &actions)
