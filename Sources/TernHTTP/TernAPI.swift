@@ -1,6 +1,7 @@
 public import Foundation
 public import Hummingbird
 public import TernCore
+import NIOCore
 
 /// The JSON API and service endpoints on the HTTP listener.
 public struct TernAPI: Sendable {
@@ -99,8 +100,9 @@ public struct StatsResponse: ResponseEncodable, Equatable, Decodable {
     }
 }
 
-/// Lets a request through only with `Authorization: Bearer <api key>` of a known credential.
-struct APIKeyMiddleware<Context: RequestContext>: RouterMiddleware {
+/// Lets a request through only with `Authorization: Bearer <api key>` of a known credential;
+/// 429 with `Retry-After` while failures from the client or for the key id are throttled.
+struct APIKeyMiddleware<Context: RemoteAddressRequestContext>: RouterMiddleware {
     let credentials: CredentialDirectory
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
@@ -108,12 +110,24 @@ struct APIKeyMiddleware<Context: RequestContext>: RouterMiddleware {
             throw HTTPError(.unauthorized, headers: [.wwwAuthenticate: "Bearer"], message: "missing API key: send 'Authorization: Bearer <api_key>'")
         }
         let parts = header.split(separator: " ", maxSplits: 1)
-        guard parts.count == 2, parts[0].lowercased() == "bearer",
-            await credentials.authenticate(apiKey: parts[1].drop(while: { $0 == " " })) != nil
-        else {
-            throw HTTPError(.unauthorized, headers: [.wwwAuthenticate: "Bearer error=\"invalid_token\""], message: "invalid API key")
+        let invalid = HTTPError(.unauthorized, headers: [.wwwAuthenticate: "Bearer error=\"invalid_token\""], message: "invalid API key")
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else { throw invalid }
+        let client = context.remoteAddress?.ipAddress.flatMap(IPAddress.init)
+        switch await credentials.authenticate(apiKey: parts[1].drop(while: { $0 == " " }), client: client) {
+        case .authenticated:
+            return try await next(request, context)
+        case .refused:
+            throw invalid
+        case .throttled(let refusal):
+            if refusal.startsBurst {
+                context.logger.warning("API key attempts throttled for \(refusal.retryAfterSeconds) s: too many failures, \(refusal.key)")
+            }
+            let subject: String
+            if case .client(let address) = refusal.key { subject = "from \(address)" } else { subject = "for this API key" }
+            throw HTTPError(
+                .tooManyRequests, headers: [.retryAfter: "\(refusal.retryAfterSeconds)"],
+                message: "too many failed API key attempts \(subject); try again in \(refusal.retryAfterSeconds) s")
         }
-        return try await next(request, context)
     }
 }
 
