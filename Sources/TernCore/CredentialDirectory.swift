@@ -139,19 +139,21 @@ public actor CredentialDirectory {
         return .authenticated(credential)
     }
 
-    /// The credential `matches` finds, if `secret` is its secret. One scrypt either way: an
-    /// unknown credential is checked against `unmatchableHash`. After a wrong secret the store
-    /// is read again (bounded), and the secret checked once more only if the hash changed there
-    /// (the credential was removed and added again since the snapshot).
+    /// The credential `matches` finds, if `secret` is its secret. One scrypt and one store
+    /// read either way: an unknown credential is checked against `unmatchableHash`, and after a
+    /// wrong secret the store is read again (unless this attempt read it already), and the secret
+    /// checked once more only if the hash changed there (removed and added again since).
     private func check(
         _ secret: String, hash: KeyPath<Credential, String>, of matches: (Credential) -> Bool
     ) async -> Credential? {
+        let began = clock.now
         guard let credential = await lookup(matches) else {
             _ = await verify(secret, hash: unmatchableHash)
             return nil
         }
         if await verify(secret, hash: credential[keyPath: hash]) { return credential }
-        await reload()
+        // Unless the lookup read the store for this attempt already (the snapshot was old).
+        if !(loadedAt.map { $0 >= began } ?? false) { await reload() }
         guard let current = snapshot.first(where: matches), current[keyPath: hash] != credential[keyPath: hash] else {
             return nil
         }

@@ -124,30 +124,46 @@ final class CountingVerifier: SecretVerifier {
         }
     }
 
-    @Test func aWrongSecretCostsOneVerificationWhetherOrNotTheUserExists() async throws {
+    /// What an attempt answered, and the scrypt checks and store reads it took.
+    func cost(
+        of attempt: () async -> CredentialDirectory.Authentication, verifier: CountingVerifier
+    ) async -> (CredentialDirectory.Authentication, Int, Int) {
+        let (checks, reads) = (verifier.count, store.reads)
+        let result = await attempt()
+        return (result, verifier.count - checks, store.reads - reads)
+    }
+
+    @Test func aWrongSecretCostsTheSameWhetherOrNotTheUserExists() async throws {
         let verifier = CountingVerifier(hasher: hasher)
         let directory = directory(verifier: verifier)
         let (alice, secrets) = try issue("alice")
         store.add(alice)
         let key = try #require(APIKey(parsing: Substring(secrets.apiKey)))
-
-        func verifications(_ attempt: () async -> CredentialDirectory.Authentication) async -> (CredentialDirectory.Authentication, Int) {
-            let before = verifier.count
-            let result = await attempt()
-            return (result, verifier.count - before)
-        }
-        #expect(await verifications { await directory.authenticate(username: "nobody", password: "guess", client: client) } == (.refused, 1))
-        #expect(await verifications { await directory.authenticate(username: "alice", password: "guess", client: client) } == (.refused, 1))
         let unknownKey = APIKey(keyID: "ABCDEFGHIJKL", secret: key.secret).text
-        #expect(await verifications { await directory.authenticate(apiKey: Substring(unknownKey), client: client) } == (.refused, 1))
         let wrongSecret = APIKey(keyID: key.keyID, secret: String(repeating: "x", count: 32)).text
-        #expect(await verifications { await directory.authenticate(apiKey: Substring(wrongSecret), client: client) } == (.refused, 1))
+
+        // One scrypt check and one store read each.
+        #expect(await cost(of: { await directory.authenticate(username: "nobody", password: "guess", client: client) }, verifier: verifier) == (.refused, 1, 1))
+        #expect(await cost(of: { await directory.authenticate(username: "alice", password: "guess", client: client) }, verifier: verifier) == (.refused, 1, 1))
+        #expect(await cost(of: { await directory.authenticate(apiKey: Substring(unknownKey), client: client) }, verifier: verifier) == (.refused, 1, 1))
+        #expect(await cost(of: { await directory.authenticate(apiKey: Substring(wrongSecret), client: client) }, verifier: verifier) == (.refused, 1, 1))
         // A malformed key is refused by its public form alone.
-        #expect(await verifications { await directory.authenticate(apiKey: "tern_x", client: client) } == (.refused, 0))
+        #expect(await cost(of: { await directory.authenticate(apiKey: "tern_x", client: client) }, verifier: verifier) == (.refused, 0, 0))
         // The right secret: checked once, then remembered; wrong ones never are.
-        #expect(await verifications { await directory.authenticate(username: "alice", password: secrets.password, client: client) } == (.authenticated(alice), 1))
-        #expect(await verifications { await directory.authenticate(username: "alice", password: secrets.password, client: client) } == (.authenticated(alice), 0))
-        #expect(await verifications { await directory.authenticate(username: "alice", password: "guess", client: client) } == (.refused, 1))
+        #expect(await cost(of: { await directory.authenticate(username: "alice", password: secrets.password, client: client) }, verifier: verifier) == (.authenticated(alice), 1, 0))
+        #expect(await cost(of: { await directory.authenticate(username: "alice", password: secrets.password, client: client) }, verifier: verifier) == (.authenticated(alice), 0, 0))
+        #expect(await cost(of: { await directory.authenticate(username: "alice", password: "guess", client: client) }, verifier: verifier) == (.refused, 1, 1))
+    }
+
+    @Test func aWrongSecretCostsTheSameAfterTheSnapshotAged() async throws {
+        let verifier = CountingVerifier(hasher: hasher)
+        let directory = directory(verifier: verifier, refreshInterval: .milliseconds(100))
+        let (alice, _) = try issue("alice")
+        store.add(alice)
+        for username in ["alice", "nobody", "alice"] {
+            try await Task.sleep(for: .milliseconds(150))
+            #expect(await cost(of: { await directory.authenticate(username: username, password: "guess", client: client) }, verifier: verifier) == (.refused, 1, 1))
+        }
     }
 
     @Test func throttledAttemptsRunNoVerification() async throws {
