@@ -89,8 +89,10 @@ public protocol SMTPServerBackend: Sendable {
     /// Called once per connection before the greeting, when `cachedIdentity` did not know.
     func identity(forClientAddress address: SocketAddress?) async -> SMTPIdentity?
 
-    /// Checks an AUTH username and password. `nil` means "535 5.7.8".
-    func authenticate(username: String, password: String, clientAddress: SocketAddress?) async -> SMTPIdentity?
+    /// Checks an AUTH username and password. `nil` means "535 5.7.8"; a thrown
+    /// `SMTPBackendRefusal` answers with its reply (e.g. `454 4.7.0` while failures are
+    /// throttled), any other error with `454 4.7.0` (RFC 4954 §6).
+    func authenticate(username: String, password: String, clientAddress: SocketAddress?) async throws -> SMTPIdentity?
 
     /// Commits the message durably, then calls `completion` once, on any thread, with the
     /// queue id to put into the 250 reply. A failure with `SMTPBackendRefusal` refuses with

@@ -301,22 +301,29 @@ final class SMTPServerSessionHandler: ChannelDuplexHandler, RemovableChannelHand
         let address = clientAddress
         let username = credentials.username
         context.eventLoop.makeFutureWithTask {
-            await backend.authenticate(username: credentials.username, password: credentials.password, clientAddress: address)
+            try await backend.authenticate(username: credentials.username, password: credentials.password, clientAddress: address)
         }.assumeIsolated().whenComplete { result in
             self.waitingForBackend = false
             guard !self.closing else { return }
-            var identity: SMTPIdentity?
-            if case .success(let value) = result, var value {
-                value.method = credentials.mechanism == .plain ? .authPlain : .authLogin
-                identity = value
-            }
-            if let identity {
+            let action: SMTPServerStateMachine.Action?
+            switch result {
+            case .success(.some(var identity)):
+                identity.method = credentials.mechanism == .plain ? .authPlain : .authLogin
                 self.authenticatedIdentity = identity
                 self.logger.info("SMTP AUTH succeeded", metadata: ["smtp.username": "\(username)", "smtp.credential": "\(identity.credentialName)"])
-            } else {
+                action = self.machine?.credentialsVerified(true)
+            case .success(.none):
                 self.logger.notice("SMTP AUTH failed", metadata: ["smtp.username": "\(username)"])
+                action = self.machine?.credentialsVerified(false)
+            case .failure(let refusal as SMTPBackendRefusal):
+                // The backend logs what it refuses (once per burst when throttling), not each attempt.
+                self.logger.debug("SMTP AUTH refused", metadata: ["smtp.username": "\(username)", "smtp.reply": "\(refusal.reply.code)"])
+                action = self.machine?.credentialsRefused(refusal.reply)
+            case .failure(let error):
+                self.logger.error("SMTP AUTH could not be checked: \(error)", metadata: ["smtp.username": "\(username)"])
+                action = self.machine?.credentialsRefused(.temporaryAuthenticationFailure)
             }
-            guard let action = self.machine?.credentialsVerified(identity != nil) else { return }
+            guard let action else { return }
             self.perform(action, context: context)
             self.resume(context: context)
         }

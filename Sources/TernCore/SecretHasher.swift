@@ -49,6 +49,14 @@ public struct SecretHasher: Sendable {
         return constantTimeEquals(derived, [UInt8](expected))
     }
 
+    /// A well-formed hash of this cost that no secret matches (random salt and digest): what
+    /// an unknown user's or key's secret is checked against, so that it costs what a known one does.
+    public func unmatchableHash() -> String {
+        let salt = Data(SecretGenerator.randomBytes(16)).base64EncodedString()
+        let digest = Data(SecretGenerator.randomBytes(32)).base64EncodedString()
+        return "scrypt$\(rounds)$\(blockSize)$\(parallelism)$\(salt)$\(digest)"
+    }
+
     private static func derive(
         _ secret: String, salt: [UInt8], rounds: Int, blockSize: Int, parallelism: Int, outputByteCount: Int = 32
     ) throws -> [UInt8] {
@@ -58,6 +66,13 @@ public struct SecretHasher: Sendable {
         return key.withUnsafeBytes { Array($0) }
     }
 }
+
+/// Checks a secret against a stored hash: `SecretHasher` in production; tests count the checks.
+public protocol SecretVerifier: Sendable {
+    func verify(_ secret: String, against stored: String) -> Bool
+}
+
+extension SecretHasher: SecretVerifier {}
 
 /// Compares two byte strings without an early exit.
 public func constantTimeEquals(_ lhs: [UInt8], _ rhs: [UInt8]) -> Bool {

@@ -1,6 +1,7 @@
 public import Foundation
 public import Hummingbird
 public import TernCore
+import NIOCore
 
 /// The JSON API and service endpoints on the HTTP listener.
 public struct TernAPI: Sendable {
@@ -109,7 +110,8 @@ extension TernRequestContext {
 
 /// Lets a request through only with `Authorization: Bearer <api key>` of a known credential,
 /// and sets the tenants it may see: a tenant key its own tenant; an operator key every tenant,
-/// or one with `?tenant=NAME`.
+/// or one with `?tenant=NAME`. 429 with `Retry-After` while failures from the client or for
+/// the key id are throttled.
 struct APIKeyMiddleware: RouterMiddleware {
     typealias Context = TernRequestContext
     let credentials: CredentialDirectory
@@ -120,14 +122,26 @@ struct APIKeyMiddleware: RouterMiddleware {
             throw HTTPError(.unauthorized, headers: [.wwwAuthenticate: "Bearer"], message: "missing API key: send 'Authorization: Bearer <api_key>'")
         }
         let parts = header.split(separator: " ", maxSplits: 1)
-        guard parts.count == 2, parts[0].lowercased() == "bearer",
-            let credential = await credentials.authenticate(apiKey: parts[1].drop(while: { $0 == " " }))
-        else {
-            throw HTTPError(.unauthorized, headers: [.wwwAuthenticate: "Bearer error=\"invalid_token\""], message: "invalid API key")
+        let invalid = HTTPError(.unauthorized, headers: [.wwwAuthenticate: "Bearer error=\"invalid_token\""], message: "invalid API key")
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else { throw invalid }
+        let client = context.remoteAddress?.ipAddress.flatMap(IPAddress.init)
+        switch await credentials.authenticate(apiKey: parts[1].drop(while: { $0 == " " }), client: client) {
+        case .authenticated(let credential):
+            var context = context
+            context.scope = try await scope(of: credential, asking: request.uri.queryParameters.get("tenant"))
+            return try await next(request, context)
+        case .refused:
+            throw invalid
+        case .throttled(let refusal):
+            if refusal.startsBurst {
+                context.logger.warning("API key attempts throttled for \(refusal.retryAfterSeconds) s: too many failures, \(refusal.key)")
+            }
+            let subject: String
+            if case .client(let address) = refusal.key { subject = "from \(address)" } else { subject = "for this API key" }
+            throw HTTPError(
+                .tooManyRequests, headers: [.retryAfter: "\(refusal.retryAfterSeconds)"],
+                message: "too many failed API key attempts \(subject); try again in \(refusal.retryAfterSeconds) s")
         }
-        var context = context
-        context.scope = try await scope(of: credential, asking: request.uri.queryParameters.get("tenant"))
-        return try await next(request, context)
     }
 
     /// A tenant key may name only its own tenant (another name is refused the same way

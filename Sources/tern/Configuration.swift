@@ -1,5 +1,6 @@
 import Foundation
 import SMTPCore
+import TernCore
 import TernEngine
 
 /// Everything `tern` reads from `tern.yaml` and `TERN_…` environment variables, read once at
@@ -17,6 +18,8 @@ struct TernConfiguration: Sendable, Equatable, SettingsSection {
     var mx = MXSettings()
     var limits = SMTPServerLimits()
     var http = HTTPSettings()
+    /// Throttling of failed SMTP AUTH and API key attempts.
+    var auth = AuthFailureThrottle.Limits()
     var tls = TLSSettings()
     var delivery = DeliverySettings()
     var tracking = TrackingSettings()
@@ -44,6 +47,7 @@ struct TernConfiguration: Sendable, Equatable, SettingsSection {
             + MXSettings.settings.map { $0.within(\.mx) }
             + SMTPServerLimits.settings.map { $0.within(\.limits) }
             + HTTPSettings.settings.map { $0.within(\.http) }
+            + AuthFailureThrottle.Limits.settings.map { $0.within(\.auth) }
             + TLSSettings.settings.map { $0.within(\.tls) }
             + DeliverySettings.settings.map { $0.within(\.delivery) }
             + TrackingSettings.settings.map { $0.within(\.tracking) }

@@ -59,7 +59,7 @@ struct Serve: AsyncParsableCommand {
         await domains.reload()
         let tracking = try TrackingWiring(configuration: configuration, keys: keys, store: store, domains: domains)
 
-        let credentials = CredentialDirectory(store: store)
+        let credentials = CredentialDirectory(store: store, throttle: configuration.auth)
         let committer = GroupCommitter(store: store, logger: Logger(label: "tern.intake"))
         let allowUnverified = configuration.allowsUnverifiedDomains()
         if allowUnverified {

@@ -72,7 +72,11 @@ struct SessionDriver {
             framer = SMTPServerFramer(maxTextLineLength: machine.configuration.limits.maxTextLineLength)
         case .verifyCredentials(let credentials):
             verified.append(credentials)
-            perform(machine.credentialsVerified(credentials.username == "alice" && credentials.password == "secret"))
+            if credentials.username == "throttled" {
+                perform(machine.credentialsRefused(.authenticationThrottled("from 192.0.2.1", retryAfterSeconds: 120)))
+            } else {
+                perform(machine.credentialsVerified(credentials.username == "alice" && credentials.password == "secret"))
+            }
         case .commitMessage(let message):
             committed.append(message)
             switch commitOutcome {
@@ -156,6 +160,7 @@ struct SessionCase: Sendable, CustomStringConvertible {
 
 let plainAlice = "AGFsaWNlAHNlY3JldA==" // "\0alice\0secret"
 let plainWrong = "AGFsaWNlAHdyb25n" // "\0alice\0wrong"
+let plainThrottled = "AHRocm90dGxlZAB4" // "\0throttled\0x"
 let envelope = "EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<r@d.example>\r\n"
 
 struct SMTPServerStateMachineTests {
@@ -268,6 +273,12 @@ struct SMTPServerStateMachineTests {
               expected: ["250", "334", "501 5.5.2"]),
         .init(name: "AUTH wrong password", kind: .submissionTLS, steps: [.send("EHLO c\r\nAUTH PLAIN \(plainWrong)\r\nMAIL FROM:<a@b.example>\r\n")],
               expected: ["250", "535 5.7.8", "530 5.7.0"]),
+        .init(name: "AUTH refused by the backend (throttled), then AUTH again", kind: .submissionTLS,
+              steps: [.send("EHLO c\r\nAUTH PLAIN \(plainThrottled)\r\nMAIL FROM:<a@b.example>\r\nAUTH PLAIN \(plainAlice)\r\n")],
+              expected: ["250", "454 4.7.0", "530 5.7.0", "235 2.7.0"]),
+        .init(name: "AUTH refusals count as errors", kind: .submissionTLS, limits: .init(maxErrors: 2),
+              steps: [.send("EHLO c\r\nAUTH PLAIN \(plainThrottled)\r\nAUTH PLAIN \(plainThrottled)\r\n")],
+              expected: ["250", "454 4.7.0", "454 4.7.0", "421 4.7.0", "<close>"]),
         .init(name: "AUTH before TLS", kind: .submissionPlain, steps: [.send("EHLO c\r\nAUTH PLAIN \(plainAlice)\r\n")],
               expected: ["250", "538 5.7.11"]),
         .init(name: "insecure AUTH on loopback", kind: .loopbackInsecure, steps: [.send("EHLO c\r\nAUTH PLAIN \(plainAlice)\r\n")],

@@ -241,6 +241,27 @@ import TernStoreSQLite
             }
         }
     }
+
+    /// After too many wrong secrets for one key id, even the right key gets 429 with `Retry-After`.
+    @Test func repeatedWrongSecretsAre429WithRetryAfter() async throws {
+        try await withAPI { client, fixture in
+            let key = try #require(APIKey(parsing: Substring(fixture.apiKey)))
+            let wrong = APIKey(keyID: key.keyID, secret: String(repeating: "z", count: 32)).text
+            for _ in 0..<AuthFailureThrottle.Limits.defaultMaxFailuresPerUser {
+                try await client.execute(uri: "/api/v1/stats", method: .get, headers: [.authorization: "Bearer \(wrong)"]) { response in
+                    #expect(response.status == .unauthorized)
+                }
+            }
+            for token in [wrong, fixture.apiKey] {
+                try await client.execute(uri: "/api/v1/stats", method: .get, headers: [.authorization: "Bearer \(token)"]) { response in
+                    #expect(response.status == .tooManyRequests)
+                    let seconds = try #require(response.headers[.retryAfter].flatMap { Int($0) })
+                    #expect(seconds > 0 && seconds <= 300)
+                    #expect(String(buffer: response.body).contains("try again in \(seconds) s"))
+                }
+            }
+        }
+    }
 }
 
 extension JSONDecoder {

@@ -86,6 +86,14 @@ extension SMTPReply {
     public static let invalidBase64 = SMTPReply(code: 501, esc(5, 5, 2), "Invalid base64 data")
     public static let invalidAuthResponse = SMTPReply(code: 501, esc(5, 5, 2), "Invalid authentication response")
     public static let authenticationFailed = SMTPReply(code: 535, esc(5, 7, 8), "Authentication credentials invalid")
+    /// RFC 4954 §6: the credentials could not be checked now.
+    public static let temporaryAuthenticationFailure = SMTPReply(code: 454, esc(4, 7, 0), "Temporary authentication failure")
+    /// RFC 4954 §6 `454 4.7.0`: attempts are refused unchecked after too many failures;
+    /// `subject` says whose (`from 192.0.2.1`, `for this user`).
+    public static func authenticationThrottled(_ subject: String, retryAfterSeconds: Int) -> SMTPReply {
+        SMTPReply(
+            code: 454, esc(4, 7, 0), "Too many failed authentication attempts \(subject); try again in \(retryAfterSeconds) s")
+    }
     public static let localError = SMTPReply(code: 451, esc(4, 3, 0), "Local error in processing; message not accepted")
 
     public static let tooManyErrors = SMTPReply(code: 421, esc(4, 7, 0), "Too many errors, closing connection")

@@ -100,7 +100,7 @@ public struct SMTPServerStateMachine {
         case replyAndClose([SMTPReply])
         /// Send the reply, drop any bytes already buffered, then start TLS (RFC 3207 §4.2, CVE-2011-0411).
         case replyAndStartTLS(SMTPReply)
-        /// Ask the backend; then call `credentialsVerified(_:)`. Never log the password.
+        /// Ask the backend; then call `credentialsVerified(_:)` or `credentialsRefused(_:)`. Never log the password.
         case verifyCredentials(SMTPCredentials)
         /// Ask the backend; then call `messageCommitted`, `messageRefused` or `messageCommitFailed`.
         case commitMessage(SMTPIncomingMessage)
@@ -550,6 +550,19 @@ public struct SMTPServerStateMachine {
             return .none
         default:
             preconditionFailure("credentialsVerified in \(state)")
+        }
+    }
+
+    /// The backend refused to check the credentials (`454 4.7.0`: throttled, or unavailable).
+    public mutating func credentialsRefused(_ reply: SMTPReply) -> Action {
+        switch state {
+        case .verifyingCredentials:
+            state = .awaitingCommand
+            return error(reply)
+        case .closed:
+            return .none
+        default:
+            preconditionFailure("credentialsRefused in \(state)")
         }
     }
 

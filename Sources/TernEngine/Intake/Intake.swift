@@ -87,16 +87,27 @@ public struct Intake: SMTPServerBackend {
         return .known(credential.map { SMTPIdentity(credentialName: $0.name, method: .clientNetwork) })
     }
 
-    public func authenticate(username: String, password: String, clientAddress: SocketAddress?) async -> SMTPIdentity? {
-        guard let credential = await credentials.authenticate(username: username, password: password) else {
+    /// A throttled attempt is refused with `454 4.7.0` and logged once per burst.
+    public func authenticate(username: String, password: String, clientAddress: SocketAddress?) async throws -> SMTPIdentity? {
+        let client = clientAddress?.ipAddress.flatMap(IPAddress.init)
+        switch await credentials.authenticate(username: username, password: password, client: client) {
+        case .authenticated(let credential):
+            guard credential.scope.tenant != nil else {
+                logger.notice("authentication refused for \(username) from \(clientAddress?.ipAddress ?? "?"): an operator credential does not send mail")
+                return nil
+            }
+            return SMTPIdentity(credentialName: credential.name, method: .authPlain)
+        case .refused:
             logger.notice("authentication failed for \(username) from \(clientAddress?.ipAddress ?? "?")")
             return nil
+        case .throttled(let refusal):
+            if refusal.startsBurst {
+                logger.warning("SMTP AUTH throttled for \(refusal.retryAfterSeconds) s: too many failed attempts, \(refusal.key) (last: \(username) from \(clientAddress?.ipAddress ?? "?"))")
+            }
+            let subject: String
+            if case .client(let address) = refusal.key { subject = "from \(address)" } else { subject = "for this user" }
+            throw SMTPBackendRefusal(.authenticationThrottled(subject, retryAfterSeconds: refusal.retryAfterSeconds))
         }
-        guard credential.scope.tenant != nil else {
-            logger.notice("authentication refused for \(username) from \(clientAddress?.ipAddress ?? "?"): an operator credential does not send mail")
-            return nil
-        }
-        return SMTPIdentity(credentialName: credential.name, method: .authPlain)
     }
 
     /// Hands the message to the group committer without a task of its own: the SMTP
