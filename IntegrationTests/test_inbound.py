@@ -103,12 +103,13 @@ def dsn(original: bytes, recipient: str, *, action: str = "failed", status: str 
             f"--{boundary}--\r\n").encode()
 
 
-def arf(delivered: bytes, recipient: str, verp: str, feedback_type: str = "abuse") -> bytes:
+def arf(delivered: bytes, recipient: str, verp: str, feedback_type: str = "abuse", sending: str = SENDING) -> bytes:
     """An RFC 5965 feedback report as a mailbox provider sends it, with the message as it
-    was delivered (the provider's MTA put our VERP address in Return-Path)."""
+    was delivered (the provider's MTA put our VERP address in Return-Path), about mail
+    from the sending domain `sending`."""
     boundary = "arf-" + uuid.uuid4().hex
     returned = f"Return-Path: <{verp}>\r\n".encode() + delivered
-    return (f"From: <staff@fbl.example.net>\r\nTo: <fbl@{RETURN_PATH}>\r\nSubject: FW: complaint\r\n"
+    return (f"From: <staff@fbl.example.net>\r\nTo: <fbl@bounces.{sending}>\r\nSubject: FW: complaint\r\n"
             f"Date: Sun, 29 Nov 2026 11:00:00 +0000\r\nMessage-ID: <{uuid.uuid4().hex}@fbl.example.net>\r\n"
             f"MIME-Version: 1.0\r\n"
             f"Content-Type: multipart/report; report-type=feedback-report; boundary=\"{boundary}\"\r\n\r\n"
@@ -116,7 +117,7 @@ def arf(delivered: bytes, recipient: str, verp: str, feedback_type: str = "abuse
             f"--{boundary}\r\nContent-Type: message/feedback-report\r\n\r\n"
             f"Feedback-Type: {feedback_type}\r\nUser-Agent: ExampleFBL/1.0\r\nVersion: 1\r\n"
             f"Original-Mail-From: <{verp}>\r\nArrival-Date: Sun, 29 Nov 2026 10:00:05 +0000\r\n"
-            f"Source-IP: 127.0.0.1\r\nReported-Domain: {SENDING}\r\n\r\n"
+            f"Source-IP: 127.0.0.1\r\nReported-Domain: {sending}\r\n\r\n"
             f"--{boundary}\r\nContent-Type: message/rfc822\r\n\r\n").encode() + returned + \
         f"\r\n--{boundary}--\r\n".encode()
 
