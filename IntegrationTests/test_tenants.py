@@ -285,10 +285,6 @@ def test_two_tenants_each_see_their_own(two_tenants: TwoTenants):
     assert api(server, "/api/v1/stats?tenant=nosuch", op)[0] == 400
 
 
-@pytest.mark.xfail(strict=True, reason="a report matched to a tenant's recipient is stored with no tenant "
-                   "(completeReport never sets inbound_messages.tenant_id): only the operator lists it, although "
-                   "issue 21 says a bounce or complaint belongs to the tenant of the recipient it matched and only "
-                   "an unmatched report is the operator's alone")
 def test_matched_reports_are_listed_for_their_tenant(two_tenants: TwoTenants):
     w = two_tenants
     for t in (w.a, w.b):
@@ -383,8 +379,6 @@ def test_credential_added_while_running_sees_its_tenant(two_tenants: TwoTenants)
         c.quit()
 
 
-@pytest.mark.xfail(strict=True, reason="CredentialDirectory answers from a 2 s cache: a credential added with the "
-                   "CLI is refused (HTTP 401) until it expires; issue 21 'Changes take effect at once' (being fixed)")
 def test_credential_added_while_running_works_at_once(two_tenants: TwoTenants):
     server = two_tenants.server
     for attempt in range(3):
@@ -400,7 +394,6 @@ def test_credential_added_while_running_works_at_once(two_tenants: TwoTenants):
             break
     else:
         pytest.skip("adding a credential took longer than the server's credential cache lives")
-    # KNOWN BUG (reported): 401 here until the server's credential cache (2 s) expires.
     assert status == 200, f"a credential added moments ago: {status} {body!r}"
 
 

@@ -21,8 +21,8 @@ public struct InboundMessage: Sendable, Equatable {
     /// Where inbound mail is posted; nil for reports and store-only routes.
     public var webhookURL: String?
     public var content: [UInt8]
-    /// The tenant whose route or domain inbound mail matched; nil for reports (their events
-    /// belong to the tenant of the recipient they match).
+    /// The tenant whose route or domain inbound mail matched; nil for a report until it is
+    /// read (then it belongs to the tenant of the message it is about, or stays nobody's).
     public var tenant: TenantID?
 
     public init(
@@ -107,8 +107,8 @@ public struct InboundSummary: Sendable, Equatable, Codable {
     /// What the message turned out to be (`bounce`, `complaint`, …, `inbound`); nil until read.
     public var kind: String?
     public var webhook: Webhook?
-    /// The tenant it belongs to (nil: a report, the operator's); not part of the JSON, which
-    /// names tenants rather than numbering them.
+    /// The tenant it belongs to (nil: a report not read yet or about nothing Tern sent, which
+    /// only the operator sees); not part of the JSON, which names tenants rather than numbering them.
     public var tenant: TenantID?
 
     public struct Webhook: Sendable, Equatable, Codable {
@@ -191,8 +191,8 @@ public protocol InboundStore: Sendable {
     /// Records one posting attempt: delivered, to be tried again at `nextAttemptAt`, or given up.
     func recordWebhookAttempt(_ id: InboundMessageID, _ attempt: WebhookAttempt) async throws
 
-    /// The most recent arrivals of the tenants in `scope`, newest first (reports, which
-    /// belong to no tenant, only in the operator's scope).
+    /// The most recent arrivals of the tenants in `scope`, newest first (reports that matched
+    /// nothing, which belong to no tenant, only in the operator's scope).
     func inboundMessages(limit: Int, scope: TenantScope) async throws -> [InboundSummary]
 
     /// The recipients (with their sending domain) of the messages that carry this

@@ -78,6 +78,14 @@ extension PostgresStore {
             var changed = false
             for try await _ in marked.decode(Int64.self) { changed = true }
             guard changed else { return }
+            // A report that matched a message belongs to that message's tenant.
+            if let matched = outcome.events.lazy.compactMap(\.messageID).first {
+                try await connection.query(
+                    """
+                    UPDATE inbound_messages SET tenant_id = (SELECT tenant_id FROM messages WHERE id = \(matched.rawValue))
+                    WHERE id = \(id.rawValue)
+                    """, logger: logger)
+            }
             let once: Set<EventType> = [.failed, .complaint, .unsubscribe]
             // Another node may be storing another report about the same recipient: under READ
             // COMMITTED neither would see the other's event in NOT EXISTS. Each recipient's lock

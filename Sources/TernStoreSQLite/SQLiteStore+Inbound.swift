@@ -57,6 +57,12 @@ extension SQLiteStore {
                 sql: "UPDATE inbound_messages SET kind = ? WHERE id = ? AND kind IS NULL", arguments: [outcome.kind, id.rawValue])
             // Read once: a report handed over twice changes nothing the second time.
             guard db.changesCount > 0 else { return }
+            // A report that matched a message belongs to that message's tenant.
+            if let matched = outcome.events.lazy.compactMap(\.messageID).first {
+                try db.execute(
+                    sql: "UPDATE inbound_messages SET tenant_id = (SELECT tenant_id FROM messages WHERE id = ?) WHERE id = ?",
+                    arguments: [matched.rawValue, id.rawValue])
+            }
             let once: Set<EventType> = [.failed, .complaint, .unsubscribe]
             let exists = try db.cachedStatement(sql: "SELECT 1 FROM events WHERE recipient_id = ? AND type = ? LIMIT 1")
             // A matched report's events belong to the tenant of the message; an unmatched one's to none.

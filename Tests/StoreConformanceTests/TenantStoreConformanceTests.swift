@@ -130,6 +130,21 @@ private func message(of tenant: TenantID, to addresses: [String], at date: Date 
             #expect(try await store.counters(in: .allTime, scope: .all).unmatchedReports == 1)
             #expect(try await store.counters(in: .allTime, scope: .tenant(b)).inbound == 1)
             #expect(try await store.counters(in: .allTime, scope: .tenant(a)).inbound == 0)
+            // The report, read and matched to A's message, is now listed for A (and only A).
+            #expect(try await store.inboundMessages(limit: 10, scope: .tenant(a)).map(\.id) == [report.id.description])
+            #expect(try await store.inboundMessages(limit: 10, scope: .tenant(b)).map(\.id) == [inboundB.id.description])
+            let unmatched = InboundMessage(
+                id: .next(), receivedAt: now, clientIP: nil, heloName: "mx", mailFrom: "", recipients: ["postmaster@bounces.shop.example"],
+                purpose: .report, webhookURL: nil, content: Array("x\r\n".utf8))
+            try await store.commitInbound([unmatched])
+            try await store.completeReport(
+                unmatched.id,
+                outcome: ReportOutcome(
+                    kind: "unknown",
+                    events: [ReportEvent(type: .unmatchedReport, messageID: nil, recipientID: nil, at: now, details: [:])],
+                    suppressions: []))
+            #expect(try await store.inboundMessages(limit: 10, scope: .all).first?.tenant == nil)
+            #expect(try await store.inboundMessages(limit: 10, scope: .tenant(a)).count == 1)
         }
     }
 
