@@ -182,6 +182,12 @@ public actor CredentialDirectory {
         return loadedAt.duration(to: clock.now) < refreshInterval
     }
 
+    /// Reads the store again (bounded as a miss is): the configuration changed, so a removed
+    /// or changed credential stops working at once rather than within `refreshInterval`.
+    public func reloadNow() async {
+        await reload()
+    }
+
     private func currentCredentials() async -> [Credential] {
         if !isFresh { await reload() }
         return snapshot

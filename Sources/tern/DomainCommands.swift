@@ -59,18 +59,26 @@ struct DomainCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List sending domains.")
         @OptionGroup var options: ConfigOption
         @Flag(help: "Print JSON.") var json = false
+        @OptionGroup var filter: TenantFilter
 
         func run() async throws {
             let configuration = try options.load()
-            let domains = try await withStore(configuration) { store in try await store.domains() }
+            let (domains, names) = try await withStore(configuration) { store in
+                let scope = try await filter.scope(in: store)
+                return (try await store.domains().filter { scope.includes($0.tenant) }, try await tenantNames(in: store))
+            }
             if json {
-                try printJSON(domains.map { DomainView($0, records: configuration.domainRecordPlan().records(for: $0)) })
+                try printJSON(domains.map {
+                    var view = DomainView($0, records: configuration.domainRecordPlan().records(for: $0))
+                    view.tenant = names[$0.tenant]
+                    return view
+                })
                 return
             }
             if domains.isEmpty { print("no sending domains (tern domain add example.com)") }
             for domain in domains {
                 let keys = domain.signingKeys.map { "\($0.selector) (\($0.algorithm))" }.joined(separator: ", ")
-                print("\(domain.name)\t\(domain.verifiedAt.map { "verified \(ISO8601.format($0))" } ?? "not verified")\tsigning: \(keys.isEmpty ? "-" : keys)")
+                print("\(domain.name)\t\(names[domain.tenant] ?? "?")\t\(domain.verifiedAt.map { "verified \(ISO8601.format($0))" } ?? "not verified")\tsigning: \(keys.isEmpty ? "-" : keys)")
             }
         }
     }
@@ -212,6 +220,8 @@ struct DomainCommand: AsyncParsableCommand {
 /// A domain as `--json` prints it (never its private keys).
 struct DomainView: Encodable {
     var name: String
+    /// The tenant's name, where the command knows it.
+    var tenant: String?
     var returnPathDomain: String?
     var track: String?
     var inboundRoute: String?
@@ -247,7 +257,7 @@ struct DomainView: Encodable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case name, track, keys, records
+        case name, tenant, track, keys, records
         case returnPathDomain = "return_path_domain"
         case inboundRoute = "inbound_route"
         case createdAt = "created_at"

@@ -91,6 +91,7 @@ struct Serve: AsyncParsableCommand {
             .init(service: ConfigurationWatcher(
                 store: store,
                 reloads: [
+                    { await credentials.reloadNow() },
                     { await domains.reload() },
                     { [logger] in
                         do { try await limiter.refresh() } catch { logger.warning("could not read the tenants' limits: \(error)") }
