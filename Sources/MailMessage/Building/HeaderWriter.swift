@@ -110,14 +110,20 @@ enum HeaderText {
 
     /// A display name as phrase words (RFC 5322 §3.2.5): atoms when every character is atext
     /// and words are single-spaced; a quoted-string (split at its spaces, which folding keeps)
-    /// for other printable ASCII; encoded-words for anything else.
+    /// for other printable ASCII. Otherwise atext words stay atoms and each run of other words
+    /// becomes encoded-words, spaces inside (RFC 2047 §5(3)): a decoder keeps the space between
+    /// an atom and an encoded-word, and Python's reads a space between two encoded-words that
+    /// RFC 2047 §6.2 drops, so runs are kept whole wherever they fit one word.
     static func phraseWords(_ name: String) -> (words: [String], encoded: Bool) {
         let bytes = Array(name.utf8)
         let printable = bytes.allSatisfy { $0 >= 0x20 && $0 < 0x7F }
-        let longestWord = name.split(separator: " ", omittingEmptySubsequences: false).map(\.utf8.count).max() ?? 0
-        if printable, !name.contains("=?"), !name.contains("  "), longestWord <= 60 {
+        let singleSpaced = !name.contains("  ") && !bytes.contains(ASCII.tab)
+        let words = name.split(separator: " ", omittingEmptySubsequences: false).map(String.init)
+        let longestWord = words.map(\.utf8.count).max() ?? 0
+        let looksEncoded = name.contains("=?")
+        if printable, !looksEncoded, singleSpaced, longestWord <= 60 {
             if bytes.allSatisfy({ $0 == ASCII.space || isAtext($0) }) {
-                return (name.split(separator: " ").map(String.init), false)
+                return (words, false)
             }
             var quoted = "\""
             for c in name {
@@ -127,7 +133,24 @@ enum HeaderText {
             quoted.append("\"")
             return (quoted.split(separator: " ", omittingEmptySubsequences: false).map(String.init), false)
         }
-        return (EncodedWord.encode(name, firstMaxLength: 60), true)
+        guard singleSpaced, !looksEncoded else { return (EncodedWord.encode(name, firstMaxLength: 60), true) }
+        var out: [String] = []
+        var run: [String] = []
+        func flushRun() {
+            guard !run.isEmpty else { return }
+            out += EncodedWord.encode(run.joined(separator: " "), firstMaxLength: 60)
+            run.removeAll()
+        }
+        for word in words {
+            if !word.isEmpty, word.utf8.count <= 60, word.utf8.allSatisfy(isAtext) {
+                flushRun()
+                out.append(word)
+            } else {
+                run.append(word)
+            }
+        }
+        flushRun()
+        return (out, true)
     }
 
     /// atext (RFC 5322 §3.2.3).
@@ -155,12 +178,16 @@ enum HeaderText {
             }
             return ["\(name)=\(quoted)\""]
         }
-        // Percent-encode everything but attribute-char (RFC 2231 §7), in sections of ≤ 60 characters
-        // that never split a %XX.
+        // Percent-encode everything but attribute-char (RFC 2231 §7), in sections that keep each
+        // line within 78 and never split a character (a reader may decode sections one by one).
+        let room = max(16, FoldedField.preferredLineLength - 1 - name.utf8.count - "*99*=utf-8'';".utf8.count)
         var sections: [String] = [""]
-        for b in bytes {
-            let piece = isAttributeChar(b) ? String(UnicodeScalar(b)) : "%" + String(decoding: [ASCII.upperHexDigits[Int(b >> 4)], ASCII.upperHexDigits[Int(b & 0x0F)]], as: UTF8.self)
-            if let lastSection = sections.last, lastSection.utf8.count + piece.utf8.count > 60 { sections.append("") }
+        for scalar in value.unicodeScalars {
+            var piece = ""
+            for b in String(scalar).utf8 {
+                piece += isAttributeChar(b) ? String(UnicodeScalar(b)) : "%" + String(decoding: [ASCII.upperHexDigits[Int(b >> 4)], ASCII.upperHexDigits[Int(b & 0x0F)]], as: UTF8.self)
+            }
+            if let lastSection = sections.last, !lastSection.isEmpty, lastSection.utf8.count + piece.utf8.count > room { sections.append("") }
             sections[sections.count - 1] += piece
         }
         if sections.count == 1 {

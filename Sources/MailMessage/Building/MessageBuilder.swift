@@ -95,13 +95,15 @@ public struct MessageBuilder: Sendable {
         header += Array("Date: \(RFC5322Date.format(secondsSince1970: date.secondsSince1970, utcOffsetMinutes: date.utcOffsetMinutes))\r\n".utf8)
         header += Array("Message-ID: <\(messageID)>\r\n".utf8)
         for (name, value) in message.headers.sorted(by: { $0.key < $1.key }) {
-            header += HeaderText.unstructuredField(name: name, value: value)
+            // Outer whitespace is not part of a field's value (RFC 5322 §2.2.3): trimmed, so that
+            // a structured value is not encoded for it.
+            header += HeaderText.unstructuredField(name: name, value: value.trimmingMailWhitespace())
         }
         header += Array("MIME-Version: 1.0\r\n".utf8)
 
         var writer = PartWriter(boundaryToken: boundaryToken)
         let root = Self.structure(message, text: checked.text, html: checked.html)
-        let bytes = header + writer.render(root) + ASCII.crlf
+        let bytes = header + writer.renderMessageBody(root)
 
         return BuiltMessage(
             bytes: bytes,
@@ -344,9 +346,33 @@ indirect enum MessagePart {
 struct PartWriter {
     let boundaryToken: String
     private var boundaryCount = 0
+    private var lastTextWasQuotedPrintable = false
 
     init(boundaryToken: String) {
         self.boundaryToken = boundaryToken
+    }
+
+    /// The root part, ending in CRLF as a message must (RFC 5321 §4.1.1.4). A quoted-printable
+    /// text that does not end in a line break gets a soft one, so that its text is unchanged.
+    mutating func renderMessageBody(_ root: MessagePart) -> [UInt8] {
+        var out = render(root)
+        if out.suffix(2).elementsEqual(ASCII.crlf) { return out }
+        if case .text = root, lastTextWasQuotedPrintable {
+            Self.appendSoftBreak(&out)
+            return out
+        }
+        return out + ASCII.crlf
+    }
+
+    /// Ends quoted-printable output with `=` CRLF (RFC 2045 §6.7 rule 5), keeping lines at 76:
+    /// a full last line gives its last character (or `=XX`) to a new line first.
+    static func appendSoftBreak(_ out: inout [UInt8]) {
+        let lineStart = (out.lastIndex(of: ASCII.lf) ?? -1) + 1
+        if out.count - lineStart >= MessageLineLimits.maxEncodedLineLength {
+            let unit = out.count >= 3 && out[out.count - 3] == ASCII.equals ? 3 : 1
+            out.insert(contentsOf: [ASCII.equals] + ASCII.crlf, at: out.count - unit)
+        }
+        out += [ASCII.equals] + ASCII.crlf
     }
 
     /// Header, empty line and body; the body carries no line break of its own at the end, so a
@@ -359,6 +385,7 @@ struct PartWriter {
             // base64 when shorter: mostly non-ASCII text (RFC 2045 §6.7 vs §6.8).
             let base64Length = (canonical.count + 2) / 3 * 4 * 78 / 76
             let useBase64 = quoted.count > base64Length
+            lastTextWasQuotedPrintable = !useBase64
             var out = HeaderText.parameterizedField(name: "Content-Type", value: "text/\(subtype)", parameters: [("charset", "utf-8")])
             out += Array("Content-Transfer-Encoding: \(useBase64 ? "base64" : "quoted-printable")\r\n\r\n".utf8)
             out += useBase64 ? MIMEBase64.encode(canonical) : quoted
