@@ -470,5 +470,7 @@ struct MessageBuilderTests {
             #expect(error.issues.first?.code.rawValue == "invalid_address")
             #expect(error.description == "invalid message: to[0]: not an email address")
         }
+        #expect(throws: MessageValidationError.self) { try BuilderCases.builder.validate(message) }
+        #expect(throws: Never.self) { try BuilderCases.builder.validate(BuilderCases.base()) }
     }
 }

@@ -80,7 +80,7 @@ public struct MessageBuilder: Sendable {
         date: MessageDate,
         using generator: inout some RandomNumberGenerator
     ) throws(MessageValidationError) -> BuiltMessage {
-        let checked = try validate(message)
+        let checked = try self.checked(message)
 
         let idToken = Self.hex(generator.next()) + Self.hex(generator.next())
         let messageID = "\(idToken)@\(messageIDDomain.asciiLowercased())"
@@ -125,9 +125,12 @@ public struct MessageBuilder: Sendable {
         var fromDomain: String
     }
 
-    /// Checks every field and reports every problem at once.
-    @discardableResult
-    func validate(_ message: OutgoingMessage) throws(MessageValidationError) -> Checked {
+    /// Checks every field without building, and reports every problem at once.
+    public func validate(_ message: OutgoingMessage) throws(MessageValidationError) {
+        _ = try checked(message)
+    }
+
+    func checked(_ message: OutgoingMessage) throws(MessageValidationError) -> Checked {
         var issues: [MessageValidationError.Issue] = []
         func report(_ field: String, _ code: MessageValidationError.Code, _ detail: String) {
             issues.append(.init(field: field, code: code, detail: detail))
@@ -326,7 +329,7 @@ public struct MessageBuilder: Sendable {
         case (let t?, let h?): body = .multipart(subtype: "alternative", parameters: [], parts: [t, h])
         case (let t?, nil): body = t
         case (nil, let h?): body = h
-        case (nil, nil): preconditionFailure("validate() requires a text or an html body")
+        case (nil, nil): preconditionFailure("checked() requires a text or an html body")
         }
         if !attached.isEmpty {
             body = .multipart(subtype: "mixed", parameters: [], parts: [body] + attached.map { .attachment($0, inline: false) })
