@@ -180,7 +180,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MailMessageTests",
-            dependencies: ["MailMessage"],
+            dependencies: ["MailMessage", "DKIM"],
             resources: [.copy("Corpus")]
         ),
         .testTarget(

@@ -40,4 +40,35 @@ struct EncodedWordTests {
         #expect(message.header.value("subject") == "=?UTF-8?Q?Caf=C3=A9?= =?UTF-8?Q?_ouvert?=")
         #expect(message.header.decodedValue("Subject") == "Café ouvert")
     }
+
+    static let encodeCases: [String] = [
+        "Grüße aus Köln",
+        "日本語の件名とても長いテキストがここに続きます、折り返しが必要です。日本語の件名とても長いテキスト",
+        "emoji 👩‍👩‍👧‍👦 family and 🇩🇪 flag",
+        "  spaces  kept  ",
+        "=?utf-8?q?not_a_word?= _under_score_ ?question?",
+        String(repeating: "é", count: 200),
+        "a",
+    ]
+
+    @Test(arguments: encodeCases)
+    func encodeRoundTrips(text: String) {
+        let words = EncodedWord.encode(text, firstMaxLength: 40)
+        #expect(!words.isEmpty)
+        for (index, word) in words.enumerated() {
+            #expect(word.utf8.count <= (index == 0 ? 40 : EncodedWord.maxWordLength), "\(word)")
+            #expect(word.hasPrefix("=?utf-8?"))
+            // Only characters RFC 2047 §5(3) allows in a phrase, so the words fit any header.
+            #expect(word.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\"") })
+        }
+        #expect(EncodedWord.decode(words.joined(separator: " ")) == text)
+        #expect(EncodedWord.decode(words.joined(separator: "\r\n ")) == text)
+    }
+
+    @Test func encodePicksQForMostlyASCIIAndBOtherwise() {
+        #expect(EncodedWord.encode("Ünited Shop Company") == ["=?utf-8?q?=C3=9Cnited_Shop_Company?="])
+        #expect(EncodedWord.encode("Grüße") == ["=?utf-8?b?R3LDvMOfZQ==?="])
+        #expect(EncodedWord.encode("日本語") == ["=?utf-8?b?5pel5pys6Kqe?="])
+        #expect(EncodedWord.encode("") == [])
+    }
 }

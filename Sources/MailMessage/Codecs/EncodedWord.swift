@@ -129,3 +129,77 @@ public enum EncodedWord {
         return out
     }
 }
+
+extension EncodedWord {
+    /// Longest encoded-word, delimiters included (RFC 2047 §2).
+    public static let maxWordLength = 75
+
+    /// Encodes `text` as UTF-8 encoded-words for a header, each at most `maxLength` characters
+    /// (the first at most `firstMaxLength`, to fit after a field name), split only between Unicode
+    /// scalars so each word holds whole characters (RFC 2047 §5). Decoders join adjacent words and
+    /// drop the whitespace between them (§6.2), so every space of `text` is encoded in a word.
+    ///
+    /// Q (§4.2) is used when it is no longer than B (§4.1); Q writes only the characters §5(3)
+    /// allows in a phrase, so the words fit in `Subject`, a display name or a comment alike.
+    public static func encode(_ text: String, firstMaxLength: Int = maxWordLength, maxLength: Int = maxWordLength) -> [String] {
+        let qLength = qWidth(text.utf8)
+        let useQ = qLength <= (text.utf8.count + 2) / 3 * 4
+        let prefix = useQ ? "=?utf-8?q?" : "=?utf-8?b?"
+        let overhead = prefix.utf8.count + 2
+        var words: [String] = []
+        var pending: [UInt8] = []
+        var pendingQLength = 0
+        func encodedLength(bytes: Int, qLength: Int) -> Int { useQ ? qLength : (bytes + 2) / 3 * 4 }
+        func flush() {
+            guard !pending.isEmpty else { return }
+            let encoded = useQ ? encodeQ(pending) : MIMEBase64.encode(pending)
+            words.append(prefix + String(decoding: encoded, as: UTF8.self) + "?=")
+            pending.removeAll(keepingCapacity: true)
+            pendingQLength = 0
+        }
+        for scalar in text.unicodeScalars {
+            let scalarBytes = Array(String(scalar).utf8)
+            let scalarQLength = qWidth(scalarBytes)
+            // Room for at least one scalar (4 bytes: 12 in Q, 8 in B) whatever the caller asks.
+            let room = max((words.isEmpty ? firstMaxLength : maxLength) - overhead, 12)
+            if !pending.isEmpty,
+               encodedLength(bytes: pending.count + scalarBytes.count, qLength: pendingQLength + scalarQLength) > room {
+                flush()
+            }
+            pending += scalarBytes
+            pendingQLength += scalarQLength
+        }
+        flush()
+        return words
+    }
+
+    /// The length of `bytes` in the Q encoding.
+    private static func qWidth<C: Collection>(_ bytes: C) -> Int where C.Element == UInt8 {
+        bytes.reduce(0) { $0 + (isQLiteral($1) || $1 == ASCII.space ? 1 : 3) }
+    }
+
+    /// Whether a byte stands for itself in Q-encoded text inside a phrase (RFC 2047 §5(3)):
+    /// letters, digits and `! * + - /` (`=`, `?` and `_` have meanings in the encoding).
+    private static func isQLiteral(_ b: UInt8) -> Bool {
+        ASCII.isAlpha(b) || ASCII.isDigit(b) || b == UInt8(ascii: "!") || b == UInt8(ascii: "*")
+            || b == UInt8(ascii: "+") || b == UInt8(ascii: "-") || b == UInt8(ascii: "/")
+    }
+
+    /// The Q encoding of `bytes`: a space as `_`, literals as themselves, the rest as `=XX`.
+    private static func encodeQ(_ bytes: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count * 3)
+        for b in bytes {
+            if b == ASCII.space {
+                out.append(UInt8(ascii: "_"))
+            } else if isQLiteral(b) {
+                out.append(b)
+            } else {
+                out.append(ASCII.equals)
+                out.append(ASCII.upperHexDigits[Int(b >> 4)])
+                out.append(ASCII.upperHexDigits[Int(b & 0x0F)])
+            }
+        }
+        return out
+    }
+}
