@@ -135,29 +135,45 @@ public struct Problem: Codable, Equatable, Sendable {
 }
 
 /// Answers every error on `/api/` paths as a problem document: Hummingbird's own (no such
-/// route or method) and unexpected ones (500, without the error's text). Other paths, such as
-/// tracking, keep their errors.
+/// route; 405 with `Allow` for a known path asked with another method) and unexpected ones
+/// (500, without the error's text). Other paths, such as tracking, keep their errors.
 struct APIProblemMiddleware<Context: RequestContext>: RouterMiddleware {
+    /// The API's paths (`:name` matches one segment) and the methods each has.
+    let methods: [(path: String, methods: [HTTPRequest.Method])]
+
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard request.uri.path.hasPrefix("/api/") else { return try await next(request, context) }
+        let path = request.uri.path
+        guard path.hasPrefix("/api/") || methods.contains(where: { $0.path == path }) else { return try await next(request, context) }
         do {
             return try await next(request, context)
         } catch let error as APIError {
             throw error
         } catch let error as any HTTPResponseError {
-            let code: APIError.Code =
-                switch error.status {
-                case .notFound: .notFound
-                case .methodNotAllowed: .methodNotAllowed
-                case .badRequest: .invalidRequest
-                default: .internalError
+            switch error.status {
+            case .notFound:
+                if let allowed = methods.first(where: { Self.matches(template: $0.path, path: path) })?.methods,
+                    !allowed.contains(request.method)
+                {
+                    // RFC 9110 §15.5.6
+                    let allow = allowed.map(\.rawValue).joined(separator: ", ")
+                    throw APIError(.methodNotAllowed, detail: "\(request.method.rawValue) is not allowed here; use \(allow)", headers: [.allow: allow])
                 }
-            guard code != .internalError else { throw internalError(error, context: context) }
-            let detail = code == .notFound ? "no such API path: \(request.uri.path)" : (error as? HTTPError)?.body ?? error.status.reasonPhrase
-            throw APIError(code, detail: detail)
+                throw APIError(.notFound, detail: "no such API path: \(path)")
+            case .badRequest:
+                throw APIError(.invalidRequest, detail: (error as? HTTPError)?.body ?? "the request could not be read")
+            default:
+                throw internalError(error, context: context)
+            }
         } catch {
             throw internalError(error, context: context)
         }
+    }
+
+    static func matches(template: String, path: String) -> Bool {
+        let want = template.split(separator: "/", omittingEmptySubsequences: false)
+        let have = path.split(separator: "/", omittingEmptySubsequences: false)
+        guard want.count == have.count else { return false }
+        return zip(want, have).allSatisfy { want, have in want.hasPrefix(":") ? !have.isEmpty : want == have }
     }
 
     private func internalError(_ error: any Error, context: Context) -> APIError {

@@ -15,7 +15,7 @@ public struct TernAPI: Sendable {
 
     public func buildRouter() -> Router<TernRequestContext> {
         let router = Router(context: TernRequestContext.self)
-        router.add(middleware: APIProblemMiddleware())
+        router.add(middleware: APIProblemMiddleware(methods: Self.methods))
         router.get("/healthz") { _, _ in HealthResponse(status: "ok") }
         let document = ByteBuffer(string: OpenAPIDocument.json)
         router.get("/api/v1/openapi.json") { request, _ in
@@ -26,27 +26,14 @@ public struct TernAPI: Sendable {
         api.get("/stats") { request, context in try await stats(request, scope: context.requireScope()) }
         api.get("/messages/:id") { request, context in try await message(request, context) }
         api.get("/inbound") { request, context in try await inbound(request, scope: context.requireScope()) }
-        Self.refuseOtherMethods(on: router)
         return router
     }
 
-    /// Every API path with its methods (as the OpenAPI document lists them).
+    /// Every API path with its methods, as the OpenAPI document lists them: another method
+    /// on one of these paths answers 405.
     static let methods: [(path: String, methods: [HTTPRequest.Method])] = [
-        ("/api/v1/openapi.json", [.get]), ("/api/v1/stats", [.get]), ("/api/v1/messages/:id", [.get]), ("/api/v1/inbound", [.get]),
+        ("/healthz", [.get]), ("/api/v1/openapi.json", [.get]), ("/api/v1/stats", [.get]), ("/api/v1/messages/:id", [.get]), ("/api/v1/inbound", [.get]),
     ]
-
-    /// A known path asked with a method it lacks answers 405 with `Allow`, not 404.
-    /// - SeeAlso: RFC 9110 §15.5.6
-    private static func refuseOtherMethods(on router: Router<TernRequestContext>) {
-        for (path, allowed) in methods {
-            let allow = allowed.map(\.rawValue).joined(separator: ", ")
-            for method in [HTTPRequest.Method.get, .head, .post, .put, .patch, .delete, .options] where !allowed.contains(method) {
-                router.on(RouterPath(path), method: method) { _, _ -> Response in
-                    throw APIError(.methodNotAllowed, detail: "\(method.rawValue) is not allowed here; use \(allow)", headers: [.allow: allow])
-                }
-            }
-        }
-    }
 
     /// `GET /api/v1/inbound?limit=N`: what arrived at the MX, newest first, with the state
     /// of each inbound message's posting to its route.
@@ -69,10 +56,11 @@ public struct TernAPI: Sendable {
     func message(_ request: Request, _ context: TernRequestContext) async throws -> MessageView {
         try request.rejectUnknownQueryParameters(accepting: ["tenant"])
         // MessageID alone would also take a leading '+'.
-        guard let text = context.parameters.get("id"), text.allSatisfy(\.isHexDigit), let id = MessageID(text) else {
-            throw APIError.invalidParameters([.init(field: "id", code: .invalidID, detail: "a message id is 16 hexadecimal digits, not all zero")])
+        guard let text = context.parameters.get("id"), text.utf8.count == 16, text.allSatisfy(\.isHexDigit) else {
+            throw APIError.invalidParameters([.init(field: "id", code: .invalidID, detail: "a message id is 16 hexadecimal digits")])
         }
-        guard let view = try await MessageView.load(id, from: store, scope: try context.requireScope()) else {
+        // Well-formed ids that no message can have (zero, past 63 bits) are unknown ones.
+        guard let id = MessageID(text), let view = try await MessageView.load(id, from: store, scope: try context.requireScope()) else {
             throw APIError(.notFound, detail: "no message \(text)")
         }
         return view

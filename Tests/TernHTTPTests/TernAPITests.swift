@@ -135,12 +135,22 @@ import TernStoreSQLite
         }
     }
 
-    @Test(arguments: ["xyz", "+000000000000001", "0000000000000000", "ffffffffffffffff", "0123456789abcdef0"])
+    @Test(arguments: ["xyz", "+000000000000001", "-000000000000001", "0123456789abcdef0", "０123456789abcdef"])
     func badMessageIDIs400(id: String) async throws {
         try await withAPI { client, fixture in
             try await client.execute(uri: "/api/v1/messages/\(id)", method: .get, headers: [.authorization: "Bearer \(fixture.apiKey)"]) { response in
                 let problem = try Self.problem(response, .badRequest, code: .invalidParameter)
                 #expect(problem.errors?.map(\.field) == ["id"] && problem.errors?.first?.code == .invalidID)
+            }
+        }
+    }
+
+    /// Well-formed ids that no message can have answer as unknown ones.
+    @Test(arguments: ["0000000000000000", "ffffffffffffffff", "8000000000000000"])
+    func impossibleMessageIDIs404(id: String) async throws {
+        try await withAPI { client, fixture in
+            try await client.execute(uri: "/api/v1/messages/\(id)", method: .get, headers: [.authorization: "Bearer \(fixture.apiKey)"]) { response in
+                _ = try Self.problem(response, .notFound, code: .notFound)
             }
         }
     }
@@ -156,7 +166,8 @@ import TernStoreSQLite
         }
     }
 
-    @Test(arguments: [("/api/v1/stats", HTTPRequest.Method.post), ("/api/v1/messages/0123456789abcdef", .delete), ("/api/v1/openapi.json", .put)])
+    @Test(arguments: [("/api/v1/stats", HTTPRequest.Method.post), ("/api/v1/messages/0123456789abcdef", .delete), ("/api/v1/openapi.json", .put), ("/healthz", .trace),
+        ("/api/v1/inbound", HTTPRequest.Method("QUERY")!)])
     func otherMethodIs405WithAllow(path: String, method: HTTPRequest.Method) async throws {
         try await withAPI { client, _ in
             try await client.execute(uri: path, method: method) { response in
