@@ -102,7 +102,7 @@ def run_schemathesis(server: TernServer, key: str, operator: bool, ids: list[str
            "--report", "junit,har", "--report-junit-path", str(folder / "junit.xml"),
            "--report-har-path", str(folder / "requests.har")]
     started = time.monotonic()
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL, cwd=folder)
     print(f"schemathesis ({time.monotonic() - started:.1f} s): {' '.join(cmd[2:6])} …\n{p.stdout[-6000:]}\n{p.stderr[-2000:]}")
     return p
 
