@@ -87,7 +87,9 @@ public struct APIError: HTTPResponseError, Sendable {
 
     /// An `invalid_parameter` problem listing `errors`.
     public static func invalidParameters(_ errors: [FieldError]) -> APIError {
-        let detail = errors.count == 1 ? errors[0].detail : "\(errors.count) parameters are invalid: " + errors.map(\.field).joined(separator: ", ")
+        let detail =
+            errors.count == 1
+            ? errors[0].detail : "\(errors.count) parameters are invalid: " + errors.map(\.field).joined(separator: ", ")
         return APIError(.invalidParameter, detail: detail, errors: errors)
     }
 
@@ -130,7 +132,8 @@ public struct Problem: Codable, Equatable, Sendable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         // Encoding strings and integers cannot fail.
-        return (try? encoder.encode(self)) ?? Data(#"{"type":"about:blank","title":"Internal Server Error","status":500,"detail":"","code":"internal_error"}"#.utf8)
+        return (try? encoder.encode(self))
+            ?? Data(#"{"type":"about:blank","title":"Internal Server Error","status":500,"detail":"","code":"internal_error"}"#.utf8)
     }
 }
 
@@ -156,7 +159,8 @@ struct APIProblemMiddleware<Context: RequestContext>: RouterMiddleware {
                 {
                     // RFC 9110 §15.5.6
                     let allow = allowed.map(\.rawValue).joined(separator: ", ")
-                    throw APIError(.methodNotAllowed, detail: "\(request.method.rawValue) is not allowed here; use \(allow)", headers: [.allow: allow])
+                    throw APIError(
+                        .methodNotAllowed, detail: "\(request.method.rawValue) is not allowed here; use \(allow)", headers: [.allow: allow])
                 }
                 throw APIError(.notFound, detail: "no such API path: \(path)")
             case .badRequest:

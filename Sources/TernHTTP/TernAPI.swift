@@ -32,7 +32,8 @@ public struct TernAPI: Sendable {
     /// Every API path with its methods, as the OpenAPI document lists them: another method
     /// on one of these paths answers 405.
     static let methods: [(path: String, methods: [HTTPRequest.Method])] = [
-        ("/healthz", [.get]), ("/api/v1/openapi.json", [.get]), ("/api/v1/stats", [.get]), ("/api/v1/messages/:id", [.get]), ("/api/v1/inbound", [.get]),
+        ("/healthz", [.get]), ("/api/v1/openapi.json", [.get]), ("/api/v1/stats", [.get]), ("/api/v1/messages/:id", [.get]),
+        ("/api/v1/inbound", [.get]),
     ]
 
     /// `GET /api/v1/inbound?limit=N`: what arrived at the MX, newest first, with the state
@@ -42,7 +43,9 @@ public struct TernAPI: Sendable {
         var limit = 100
         if let text = request.uri.queryParameters.get("limit") {
             guard let value = Int(text) else {
-                throw APIError.invalidParameters([.init(field: "limit", code: .notAnInteger, detail: "'limit' must be a whole number from 1 to 1000")])
+                throw APIError.invalidParameters([
+                    .init(field: "limit", code: .notAnInteger, detail: "'limit' must be a whole number from 1 to 1000")
+                ])
             }
             guard (1...1000).contains(value) else {
                 throw APIError.invalidParameters([.init(field: "limit", code: .outOfRange, detail: "'limit' must be from 1 to 1000")])
@@ -158,7 +161,8 @@ struct APIKeyMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard let header = request.headers[.authorization] else {
-            throw APIError(.missingAPIKey, detail: "missing API key: send 'Authorization: Bearer <api_key>'", headers: [.wwwAuthenticate: "Bearer"])
+            throw APIError(
+                .missingAPIKey, detail: "missing API key: send 'Authorization: Bearer <api_key>'", headers: [.wwwAuthenticate: "Bearer"])
         }
         let parts = header.split(separator: " ", maxSplits: 1)
         let invalid = APIError(.invalidAPIKey, detail: "invalid API key", headers: [.wwwAuthenticate: "Bearer error=\"invalid_token\""])
