@@ -139,6 +139,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
+            // The API's OpenAPI document; the binary embeds it as JSON (scripts/generate-openapi.sh).
+            exclude: ["OpenAPI/openapi.yaml"],
             swiftSettings: strict
         ),
         .executableTarget(
@@ -240,6 +242,7 @@ let package = Package(
             dependencies: [
                 "TernHTTP", "TernCore", "TernStoreSQLite",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

@@ -340,6 +340,8 @@ def test_another_tenants_data_is_never_answered(two_tenants: TwoTenants, templat
         unknown = "0000000000000001"
         _, unknown_body = server.http("GET", f"/api/v1/messages/{unknown}", token=a.cred.api_key)
         assert raw.replace(asked.encode(), b"<id>") == unknown_body.replace(unknown.encode(), b"<id>"), raw
+    if status != 200:
+        # A problem's `instance` is the path asked: echoing the caller's own input tells it nothing.
         raw = raw.replace(asked.encode(), b"<id>")
     text = raw.decode(errors="replace")
     body = json.loads(raw) if status == 200 else None

@@ -15,21 +15,40 @@ public struct TernAPI: Sendable {
 
     public func buildRouter() -> Router<TernRequestContext> {
         let router = Router(context: TernRequestContext.self)
+        router.add(middleware: APIProblemMiddleware(methods: Self.methods))
         router.get("/healthz") { _, _ in HealthResponse(status: "ok") }
+        let document = ByteBuffer(string: OpenAPIDocument.json)
+        router.get("/api/v1/openapi.json") { request, _ in
+            try request.rejectUnknownQueryParameters(accepting: [])
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: document))
+        }
         let api = router.group("/api/v1").add(middleware: APIKeyMiddleware(credentials: credentials, store: store))
         api.get("/stats") { request, context in try await stats(request, scope: context.requireScope()) }
-        api.get("/messages/:id") { _, context in try await message(context) }
+        api.get("/messages/:id") { request, context in try await message(request, context) }
         api.get("/inbound") { request, context in try await inbound(request, scope: context.requireScope()) }
         return router
     }
 
+    /// Every API path with its methods, as the OpenAPI document lists them: another method
+    /// on one of these paths answers 405.
+    static let methods: [(path: String, methods: [HTTPRequest.Method])] = [
+        ("/healthz", [.get]), ("/api/v1/openapi.json", [.get]), ("/api/v1/stats", [.get]), ("/api/v1/messages/:id", [.get]),
+        ("/api/v1/inbound", [.get]),
+    ]
+
     /// `GET /api/v1/inbound?limit=N`: what arrived at the MX, newest first, with the state
     /// of each inbound message's posting to its route.
     func inbound(_ request: Request, scope: TenantScope) async throws -> InboundListResponse {
+        try request.rejectUnknownQueryParameters(accepting: ["tenant", "limit"])
         var limit = 100
         if let text = request.uri.queryParameters.get("limit") {
-            guard let value = Int(text), (1...1000).contains(value) else {
-                throw HTTPError(.badRequest, message: "'limit' must be a whole number from 1 to 1000")
+            guard let value = Int(text) else {
+                throw APIError.invalidParameters([
+                    .init(field: "limit", code: .notAnInteger, detail: "'limit' must be a whole number from 1 to 1000")
+                ])
+            }
+            guard (1...1000).contains(value) else {
+                throw APIError.invalidParameters([.init(field: "limit", code: .outOfRange, detail: "'limit' must be from 1 to 1000")])
             }
             limit = value
         }
@@ -37,24 +56,36 @@ public struct TernAPI: Sendable {
     }
 
     /// `GET /api/v1/messages/ID`: the message's recipients and each one's timeline.
-    func message(_ context: TernRequestContext) async throws -> MessageView {
-        guard let text = context.parameters.get("id"), let id = MessageID(text) else {
-            throw HTTPError(.badRequest, message: "a message id is 16 hexadecimal digits")
+    func message(_ request: Request, _ context: TernRequestContext) async throws -> MessageView {
+        try request.rejectUnknownQueryParameters(accepting: ["tenant"])
+        // MessageID alone would also take a leading '+'.
+        guard let text = context.parameters.get("id"), text.utf8.count == 16, text.allSatisfy(\.isHexDigit) else {
+            throw APIError.invalidParameters([.init(field: "id", code: .invalidID, detail: "a message id is 16 hexadecimal digits")])
         }
-        guard let view = try await MessageView.load(id, from: store, scope: try context.requireScope()) else {
-            throw HTTPError(.notFound, message: "no message \(text)")
+        // Well-formed ids that no message can have (zero, past 63 bits) are unknown ones.
+        guard let id = MessageID(text), let view = try await MessageView.load(id, from: store, scope: try context.requireScope()) else {
+            throw APIError(.notFound, detail: "no message \(text)")
         }
         return view
     }
 
     /// `GET /api/v1/stats?from=ISO8601&to=ISO8601`: the counters, computed from events.
     func stats(_ request: Request, scope: TenantScope) async throws -> StatsResponse {
-        let range = try TimeRange(
-            from: request.uri.queryParameters.get("from").map { try ISO8601.parse($0, name: "from") },
-            to: request.uri.queryParameters.get("to").map { try ISO8601.parse($0, name: "to") })
-        if let from = range.from, let to = range.to, from > to {
-            throw HTTPError(.badRequest, message: "'from' must not be after 'to'")
+        try request.rejectUnknownQueryParameters(accepting: ["tenant", "from", "to"])
+        var errors: [APIError.FieldError] = []
+        let date = { (name: String) -> Date? in
+            guard let text = request.uri.queryParameters.get(name) else { return nil }
+            guard let date = ISO8601.parse(text) else {
+                errors.append(.init(field: name, code: .invalidDate, detail: "'\(name)' is not an ISO 8601 date or date-time: \(text)"))
+                return nil
+            }
+            return date
         }
+        let range = TimeRange(from: date("from"), to: date("to"))
+        if let from = range.from, let to = range.to, from > to {
+            errors.append(.init(field: "from", code: .afterTo, detail: "'from' must not be after 'to'"))
+        }
+        guard errors.isEmpty else { throw APIError.invalidParameters(errors) }
         let counters = try await store.counters(in: range, scope: scope)
         return StatsResponse(counters: counters, range: range)
     }
@@ -100,10 +131,21 @@ public struct StatsResponse: ResponseEncodable, Equatable, Decodable {
     }
 }
 
+extension Request {
+    /// Refuses query parameters the operation does not document: a misspelt `tenant` must
+    /// not quietly widen an operator's view to every tenant.
+    func rejectUnknownQueryParameters(accepting names: Set<String>) throws {
+        let unknown = Set(uri.queryParameters.map { String($0.key) }).subtracting(names).sorted()
+        guard !unknown.isEmpty else { return }
+        throw APIError.invalidParameters(
+            unknown.map { .init(field: $0, code: .unknownParameter, detail: "'\($0)' is not a parameter of this operation") })
+    }
+}
+
 extension TernRequestContext {
     /// The scope the API key check set; a route outside that check sees nothing.
     func requireScope() throws -> TenantScope {
-        guard let scope else { throw HTTPError(.unauthorized, message: "missing API key") }
+        guard let scope else { throw APIError(.missingAPIKey, detail: "missing API key", headers: [.wwwAuthenticate: "Bearer"]) }
         return scope
     }
 }
@@ -119,10 +161,11 @@ struct APIKeyMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard let header = request.headers[.authorization] else {
-            throw HTTPError(.unauthorized, headers: [.wwwAuthenticate: "Bearer"], message: "missing API key: send 'Authorization: Bearer <api_key>'")
+            throw APIError(
+                .missingAPIKey, detail: "missing API key: send 'Authorization: Bearer <api_key>'", headers: [.wwwAuthenticate: "Bearer"])
         }
         let parts = header.split(separator: " ", maxSplits: 1)
-        let invalid = HTTPError(.unauthorized, headers: [.wwwAuthenticate: "Bearer error=\"invalid_token\""], message: "invalid API key")
+        let invalid = APIError(.invalidAPIKey, detail: "invalid API key", headers: [.wwwAuthenticate: "Bearer error=\"invalid_token\""])
         guard parts.count == 2, parts[0].lowercased() == "bearer" else { throw invalid }
         let client = context.remoteAddress?.ipAddress.flatMap(IPAddress.init)
         switch await credentials.authenticate(apiKey: parts[1].drop(while: { $0 == " " }), client: client) {
@@ -138,9 +181,9 @@ struct APIKeyMiddleware: RouterMiddleware {
             }
             let subject: String
             if case .client(let address) = refusal.key { subject = "from \(address)" } else { subject = "for this API key" }
-            throw HTTPError(
-                .tooManyRequests, headers: [.retryAfter: "\(refusal.retryAfterSeconds)"],
-                message: "too many failed API key attempts \(subject); try again in \(refusal.retryAfterSeconds) s")
+            throw APIError(
+                .throttled, detail: "too many failed API key attempts \(subject); try again in \(refusal.retryAfterSeconds) s",
+                headers: [.retryAfter: "\(refusal.retryAfterSeconds)"])
         }
     }
 
@@ -151,11 +194,11 @@ struct APIKeyMiddleware: RouterMiddleware {
         let tenant = try await store.tenant(named: name)
         switch credential.scope {
         case .all:
-            guard let tenant else { throw HTTPError(.badRequest, message: "no tenant named '\(name)'") }
+            guard let tenant else { throw APIError(.unknownTenant, detail: "no tenant named '\(name)'") }
             return .tenant(tenant.id)
         case .tenant(let own):
             guard tenant?.id == own else {
-                throw HTTPError(.forbidden, message: "a tenant's API key sees only its own tenant; 'tenant' may only name it")
+                throw APIError(.forbiddenTenant, detail: "a tenant's API key sees only its own tenant; 'tenant' may only name it")
             }
             return .tenant(own)
         }
@@ -164,11 +207,6 @@ struct APIKeyMiddleware: RouterMiddleware {
 
 /// ISO 8601 times in query strings: full date-times (with or without fractional seconds) or plain dates (UTC midnight).
 public enum ISO8601 {
-    public static func parse(_ text: String, name: String) throws -> Date {
-        if let date = parse(text) { return date }
-        throw HTTPError(.badRequest, message: "'\(name)' is not an ISO 8601 date or date-time: \(text)")
-    }
-
     public static func parse(_ text: String) -> Date? {
         let withFraction = ISO8601DateFormatter()
         withFraction.formatOptions = [.withInternetDateTime, .withFractionalSeconds]

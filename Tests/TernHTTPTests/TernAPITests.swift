@@ -103,25 +103,89 @@ import TernStoreSQLite
         }
     }
 
-    @Test(arguments: ["from=yesterday", "to=2027-13-45", "from=2027-02-01&to=2027-01-01"])
-    func badPeriodIs400(query: String) async throws {
+    @Test(arguments: [
+        ("from=yesterday", ["from": "invalid_date"]),
+        ("to=2027-13-45", ["to": "invalid_date"]),
+        ("from=x&to=y", ["from": "invalid_date", "to": "invalid_date"]),
+        ("from=2027-02-01&to=2027-01-01", ["from": "after_to"]),
+        ("form=2027-02-01", ["form": "unknown_parameter"]),
+        ("tenat=b&limit=1", ["tenat": "unknown_parameter", "limit": "unknown_parameter"]),
+    ])
+    func badStatsQueryIs400WithTheFields(query: String, fields: [String: String]) async throws {
         try await withAPI { client, fixture in
             try await client.execute(uri: "/api/v1/stats?\(query)", method: .get, headers: [.authorization: "Bearer \(fixture.apiKey)"]) { response in
-                #expect(response.status == .badRequest)
+                let problem = try Self.problem(response, .badRequest, code: .invalidParameter)
+                #expect(Dictionary(uniqueKeysWithValues: (problem.errors ?? []).map { ($0.field, $0.code.rawValue) }) == fields)
             }
         }
     }
 
-    @Test(arguments: [nil, "Bearer", "Bearer nonsense", "Basic dXNlcjpwYXNz", "Bearer tern_AAAAAAAAAAAA_0123456789abcdefABCD"])
-    func missingOrBadKeyIs401(header: String?) async throws {
+    @Test(arguments: [
+        (nil as String?, "missing_api_key"), ("Bearer", "invalid_api_key"), ("Bearer nonsense", "invalid_api_key"),
+        ("Basic dXNlcjpwYXNz", "invalid_api_key"), ("Bearer tern_AAAAAAAAAAAA_0123456789abcdefABCD", "invalid_api_key"),
+    ])
+    func missingOrBadKeyIs401(header: String?, code: String) async throws {
         try await withAPI { client, _ in
             var headers = HTTPFields()
             if let header { headers[.authorization] = header }
             try await client.execute(uri: "/api/v1/stats", method: .get, headers: headers) { response in
-                #expect(response.status == .unauthorized)
+                _ = try Self.problem(response, .unauthorized, code: .init(rawValue: code))
                 #expect(response.headers[.wwwAuthenticate] != nil)
             }
         }
+    }
+
+    @Test(arguments: ["xyz", "+000000000000001", "-000000000000001", "0123456789abcdef0", "０123456789abcdef"])
+    func badMessageIDIs400(id: String) async throws {
+        try await withAPI { client, fixture in
+            try await client.execute(uri: "/api/v1/messages/\(id)", method: .get, headers: [.authorization: "Bearer \(fixture.apiKey)"]) { response in
+                let problem = try Self.problem(response, .badRequest, code: .invalidParameter)
+                #expect(problem.errors?.map(\.field) == ["id"] && problem.errors?.first?.code == .invalidID)
+            }
+        }
+    }
+
+    /// Well-formed ids that no message can have answer as unknown ones.
+    @Test(arguments: ["0000000000000000", "ffffffffffffffff", "8000000000000000"])
+    func impossibleMessageIDIs404(id: String) async throws {
+        try await withAPI { client, fixture in
+            try await client.execute(uri: "/api/v1/messages/\(id)", method: .get, headers: [.authorization: "Bearer \(fixture.apiKey)"]) { response in
+                _ = try Self.problem(response, .notFound, code: .notFound)
+            }
+        }
+    }
+
+    /// Hummingbird's own 404 on API paths is a problem too.
+    @Test(arguments: ["/api/v1/nosuch", "/api/v2/stats", "/api/v1/messages"])
+    func unknownAPIPathIsAProblem(path: String) async throws {
+        try await withAPI { client, fixture in
+            try await client.execute(uri: path, method: .get, headers: [.authorization: "Bearer \(fixture.apiKey)"]) { response in
+                let problem = try Self.problem(response, .notFound, code: .notFound)
+                #expect(problem.instance == path)
+            }
+        }
+    }
+
+    @Test(arguments: [("/api/v1/stats", HTTPRequest.Method.post), ("/api/v1/messages/0123456789abcdef", .delete), ("/api/v1/openapi.json", .put), ("/healthz", .trace),
+        ("/api/v1/inbound", HTTPRequest.Method("QUERY")!)])
+    func otherMethodIs405WithAllow(path: String, method: HTTPRequest.Method) async throws {
+        try await withAPI { client, _ in
+            try await client.execute(uri: path, method: method) { response in
+                _ = try Self.problem(response, .methodNotAllowed, code: .methodNotAllowed)
+                #expect(response.headers[.allow] == "GET")
+            }
+        }
+    }
+
+    /// Checks the status, the media type and the code of a problem response, and decodes it.
+    static func problem(_ response: TestResponse, _ status: HTTPResponse.Status, code: APIError.Code) throws -> Problem {
+        #expect(response.status == status)
+        #expect(response.headers[.contentType] == "application/problem+json")
+        let problem = try JSONDecoder().decode(Problem.self, from: Data(buffer: response.body))
+        #expect(problem.status == status.code && problem.title == status.reasonPhrase && problem.type == "about:blank")
+        #expect(problem.code == code, "\(String(buffer: response.body))")
+        #expect(!problem.detail.isEmpty)
+        return problem
     }
 
     @Test func inboundListsArrivalsNewestFirst() async throws {
@@ -149,13 +213,14 @@ import TernStoreSQLite
                 let body = try JSONDecoder.iso8601.decode(InboundListResponse.self, from: Data(buffer: response.body))
                 #expect(body.messages.map(\.id) == [second.id.description])
             }
-            for bad in ["0", "1001", "x"] {
+            for (bad, code) in [("0", "out_of_range"), ("1001", "out_of_range"), ("x", "not_an_integer"), ("", "not_an_integer")] {
                 try await client.execute(uri: "/api/v1/inbound?limit=\(bad)", method: .get, headers: auth) { response in
-                    #expect(response.status == .badRequest)
+                    let problem = try Self.problem(response, .badRequest, code: .invalidParameter)
+                    #expect(problem.errors == [.init(field: "limit", code: .init(rawValue: code), detail: problem.errors?.first?.detail ?? "")])
                 }
             }
             try await client.execute(uri: "/api/v1/inbound", method: .get) { response in
-                #expect(response.status == .unauthorized)
+                _ = try Self.problem(response, .unauthorized, code: .missingAPIKey)
             }
         }
     }
@@ -182,7 +247,8 @@ import TernStoreSQLite
             // A's key: B's message answers as a message that does not exist.
             let unknown = MessageID.random()
             let unknownBody = try await client.execute(uri: "/api/v1/messages/\(unknown)", method: .get, headers: own) { response in
-                #expect(response.status == .notFound)
+                let problem = try Self.problem(response, .notFound, code: .notFound)
+                #expect(problem.instance == "/api/v1/messages/\(unknown)")
                 return String(buffer: response.body).replacingOccurrences(of: unknown.description, with: "ID")
             }
             try await client.execute(uri: "/api/v1/messages/\(fixture.otherMessage)", method: .get, headers: own) { response in
@@ -223,12 +289,12 @@ import TernStoreSQLite
             for path in ["/api/v1/stats", "/api/v1/inbound", "/api/v1/messages/\(fixture.otherMessage)"] {
                 for name in ["b", "nosuchtenant"] {
                     try await client.execute(uri: path + "?tenant=\(name)", method: .get, headers: own) { response in
-                        #expect(response.status == .forbidden, "\(path)?tenant=\(name)")
+                        _ = try Self.problem(response, .forbidden, code: .forbiddenTenant)
                     }
                 }
             }
             try await client.execute(uri: "/api/v1/stats?tenant=nosuchtenant", method: .get, headers: ops) { response in
-                #expect(response.status == .badRequest)
+                _ = try Self.problem(response, .badRequest, code: .unknownTenant)
             }
         }
     }
@@ -237,7 +303,8 @@ import TernStoreSQLite
         try await withAPI { client, fixture in
             let wrongSecret = String(fixture.apiKey.dropLast(4)) + "zzzz"
             try await client.execute(uri: "/api/v1/stats", method: .get, headers: [.authorization: "Bearer \(wrongSecret)"]) { response in
-                #expect(response.status == .unauthorized)
+                _ = try Self.problem(response, .unauthorized, code: .invalidAPIKey)
+                #expect(response.headers[.wwwAuthenticate] == #"Bearer error="invalid_token""#)
             }
         }
     }
@@ -254,10 +321,10 @@ import TernStoreSQLite
             }
             for token in [wrong, fixture.apiKey] {
                 try await client.execute(uri: "/api/v1/stats", method: .get, headers: [.authorization: "Bearer \(token)"]) { response in
-                    #expect(response.status == .tooManyRequests)
+                    let problem = try Self.problem(response, .tooManyRequests, code: .throttled)
                     let seconds = try #require(response.headers[.retryAfter].flatMap { Int($0) })
                     #expect(seconds > 0 && seconds <= 300)
-                    #expect(String(buffer: response.body).contains("try again in \(seconds) s"))
+                    #expect(problem.detail.contains("try again in \(seconds) s"))
                 }
             }
         }
