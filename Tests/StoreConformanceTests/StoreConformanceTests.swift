@@ -1,4 +1,5 @@
 import Foundation
+import PostgresNIO
 import Testing
 import TernCore
 import TernStorePostgres
@@ -35,7 +36,12 @@ struct StoreFactory: Sendable, CustomTestStringConvertible {
     }
 
     static let postgres = StoreFactory(name: "PostgreSQL") { count, body in
-        try await PostgresTestServer.withStores(count) { stores in try await body(stores) }
+        do {
+            try await PostgresTestServer.withStores(count) { stores in try await body(stores) }
+        } catch let error as PSQLError {
+            // postgres-nio hides the server's message from `description`; a failing test needs it.
+            throw DescribedPostgresError(description: String(reflecting: error))
+        }
     }
 
     /// SQLite always; PostgreSQL when `TERN_TEST_POSTGRES_URL` names a server.
@@ -51,6 +57,11 @@ func sampleMessage(recipients: Int = 2, at date: Date = Date(), header: String? 
         recipients: (0..<recipients).map { QueuedRecipient(id: .random(), address: "r\($0)@example.net") },
         content: Array("Subject: hi\r\n\r\nbody\r\n".utf8), credential: "app", clientIP: "127.0.0.1",
         receivedAt: date, eightBitMIME: false, smtpUTF8: false)
+}
+
+/// A PostgreSQL error with the server's message, for the test report.
+struct DescribedPostgresError: Error, CustomStringConvertible {
+    var description: String
 }
 
 /// One suite, every store: what `Store` promises, whichever database keeps it.
