@@ -41,19 +41,32 @@ enum PostgresTestServer {
         }
         var url = base
         url.database = name
+        let result: T
         do {
-            let result = try await body(url)
-            try await dropDatabase(name, base: base)
-            return result
+            result = try await body(url)
         } catch {
-            try? await dropDatabase(name, base: base)
+            await dropDatabase(name, base: base)
             throw error
         }
+        await dropDatabase(name, base: base)
+        return result
     }
 
-    private static func dropDatabase(_ name: String, base: PostgresStoreURL) async throws {
-        try await withClient(base) { client in
-            try await client.query(PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \(name) WITH (FORCE)"), logger: logger)
+    /// Drops a test's database: clean-up, which never fails the test. A backend of another
+    /// role still on the database (FORCE may not end it: SQLSTATE 42501), or one that is
+    /// going away (55006), is waited for a moment; after that the database is left to the
+    /// throwaway server.
+    private static func dropDatabase(_ name: String, base: PostgresStoreURL) async {
+        for attempt in 0..<5 {
+            do {
+                try await withClient(base) { client in
+                    try await client.query(PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \(name) WITH (FORCE)"), logger: logger)
+                }
+                return
+            } catch {
+                logger.warning("could not drop \(name) (attempt \(attempt + 1)): \(String(reflecting: error))")
+                try? await Task.sleep(for: .milliseconds(200 * (attempt + 1)))
+            }
         }
     }
 
