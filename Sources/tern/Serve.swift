@@ -55,6 +55,8 @@ struct Serve: AsyncParsableCommand {
 
         // Secrets every node signs and verifies with live in the store (unless configured).
         let keys = try configuration.trackingKeys(currentSecret: try await configuration.tokenSecret(store: store, folder: folder))
+        // Read before the directories load: a change made while they load is reloaded at once.
+        let loadedGeneration = try? await store.configurationGeneration()
         let domains = DomainDirectory(store: store, logger: Logger(label: "tern.domains"))
         await domains.reload()
         let tracking = try TrackingWiring(configuration: configuration, keys: keys, store: store, domains: domains)
@@ -97,7 +99,7 @@ struct Serve: AsyncParsableCommand {
                         do { try await limiter.refresh() } catch { logger.warning("could not read the tenants' limits: \(error)") }
                     },
                 ],
-                logger: Logger(label: "tern.configuration"))),
+                loadedGeneration: loadedGeneration, logger: Logger(label: "tern.configuration"))),
         ]
         if configuration.delivery.enabled {
             let resolver = try configuration.dnsResolver(group: eventLoops.delivery)

@@ -14,11 +14,14 @@ public final class ConfigurationWatcher: Service, Sendable {
     private let pollInterval: Duration
     private let reloads: [@Sendable () async -> Void]
     private let logger: Logger
+    /// The generation the server's directories were loaded at; nil: read at the start of `run()`.
+    private let loadedGeneration: Int64?
 
     public init(
         store: any TenantStore, pollInterval: Duration = ConfigurationWatcher.defaultPollInterval,
-        reloads: [@Sendable () async -> Void], logger: Logger
+        reloads: [@Sendable () async -> Void], loadedGeneration: Int64? = nil, logger: Logger
     ) {
+        self.loadedGeneration = loadedGeneration
         self.store = store
         self.pollInterval = pollInterval
         self.reloads = reloads
@@ -26,7 +29,8 @@ public final class ConfigurationWatcher: Service, Sendable {
     }
 
     public func run() async throws {
-        var seen = try? await store.configurationGeneration()
+        var seen = loadedGeneration
+        if seen == nil { seen = try? await store.configurationGeneration() }
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             try? await Task.sleep(for: pollInterval)
             guard let generation = try? await store.configurationGeneration(), generation != seen else { continue }
